@@ -1,0 +1,1 @@
+//! Benchmarks of cipherdm (criterion benches in `benches/`).

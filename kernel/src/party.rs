@@ -1,0 +1,220 @@
+//! The `Party` context every protocol runs in: id, transport, PRSS, fixed-point format
+//! and cost counters.
+
+use alloc::vec::Vec;
+
+use rand_core::CryptoRng;
+
+use crate::cost::CostLedger;
+use crate::error::Error;
+use crate::fixed::FixedPoint;
+use crate::prss::{Prss, SEED_BYTES};
+use crate::ring::{self, Ring};
+use crate::transport::{PartyId, Transport};
+
+/// One of the three parties of a session.
+///
+/// Created by [`Party::setup`], which agrees fresh PRSS keys with both peers (one round,
+/// 32 bytes to each). Protocols are free functions in [`protocols`](crate::protocols)
+/// taking `&mut Party`. All three parties must call the same protocols in the same
+/// order with the same public parameters.
+pub struct Party<T: Transport> {
+    id: PartyId,
+    transport: T,
+    prss: Prss,
+    fixed: FixedPoint,
+    costs: CostLedger,
+    lead_counter: u64,
+}
+
+impl<T: Transport> core::fmt::Debug for Party<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Party")
+            .field("id", &self.id)
+            .field("fixed", &self.fixed)
+            .finish()
+    }
+}
+
+impl<T: Transport> Party<T> {
+    /// Starts a session: exchanges fresh PRSS key contributions drawn from `entropy`
+    /// with both peers. Every session must use fresh entropy (keys are never reused).
+    pub fn setup<G: CryptoRng + ?Sized>(
+        id: PartyId,
+        transport: T,
+        fixed: FixedPoint,
+        entropy: &mut G,
+    ) -> Result<Self, Error> {
+        let mut to_next = [0u8; SEED_BYTES];
+        let mut to_prev = [0u8; SEED_BYTES];
+        entropy.fill_bytes(&mut to_next);
+        entropy.fill_bytes(&mut to_prev);
+        let mut party = Party {
+            id,
+            transport,
+            prss: Prss::from_keys([0; SEED_BYTES], [0; SEED_BYTES]),
+            fixed,
+            costs: CostLedger::default(),
+            lead_counter: 0,
+        };
+        party.costs.enter("setup");
+        party.send_bytes(id.next(), to_next.to_vec())?;
+        party.send_bytes(id.prev(), to_prev.to_vec())?;
+        party.flush()?;
+        let from_prev = party.recv_bytes(id.prev(), SEED_BYTES)?;
+        let from_next = party.recv_bytes(id.next(), SEED_BYTES)?;
+        party.costs.rounds(1);
+        party.costs.leave();
+        let mut prev_key = [0u8; SEED_BYTES];
+        let mut next_key = [0u8; SEED_BYTES];
+        for j in 0..SEED_BYTES {
+            // Pair (i-1, i): i-1's to_next XOR i's to_prev.
+            prev_key[j] = from_prev[j] ^ to_prev[j];
+            next_key[j] = to_next[j] ^ from_next[j];
+        }
+        party.prss = Prss::from_keys(prev_key, next_key);
+        Ok(party)
+    }
+
+    /// This party's id.
+    pub fn id(&self) -> PartyId {
+        self.id
+    }
+
+    /// The session's fixed-point format.
+    pub fn fixed(&self) -> FixedPoint {
+        self.fixed
+    }
+
+    /// The cost counters.
+    pub fn costs(&self) -> &CostLedger {
+        &self.costs
+    }
+
+    /// The PRSS streams, for protocols built outside the kernel.
+    pub fn prss(&mut self) -> &mut Prss {
+        &mut self.prss
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The transport, mutably.
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Ends the session and returns the transport.
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+
+    /// Runs `f` with costs attributed to `label` (nested scopes join with `/`).
+    ///
+    /// ```ignore
+    /// let y = party.scope("conv1", |p| protocols::mul(p, &x, &w))?;
+    /// let c = party.costs().label("conv1").unwrap();
+    /// ```
+    pub fn scope<Out>(&mut self, label: &str, f: impl FnOnce(&mut Self) -> Out) -> Out {
+        self.costs.enter(label);
+        let out = f(self);
+        self.costs.leave();
+        out
+    }
+
+    /// Sends one counted message.
+    pub fn send_bytes(&mut self, to: PartyId, msg: Vec<u8>) -> Result<(), Error> {
+        self.check_peer(to)?;
+        self.costs.sent(to, msg.len());
+        self.transport.send_owned(to, msg)?;
+        Ok(())
+    }
+
+    /// Receives one message of exactly `len` bytes.
+    pub fn recv_bytes(&mut self, from: PartyId, len: usize) -> Result<Vec<u8>, Error> {
+        self.check_peer(from)?;
+        Ok(self.transport.recv_owned(from, len)?)
+    }
+
+    /// Sends ring elements as one counted message.
+    pub fn send_ring<R: Ring>(&mut self, to: PartyId, values: &[R]) -> Result<(), Error> {
+        let mut buf = alloc::vec![0u8; values.len() * R::BYTES];
+        ring::encode_slice(values, &mut buf);
+        self.send_bytes(to, buf)
+    }
+
+    /// Receives exactly `n` ring elements.
+    pub fn recv_ring<R: Ring>(&mut self, from: PartyId, n: usize) -> Result<Vec<R>, Error> {
+        let len = n
+            .checked_mul(R::BYTES)
+            .ok_or(Error::InvalidParameter("message too large"))?;
+        let bytes = self.recv_bytes(from, len)?;
+        let mut out = alloc::vec![R::ZERO; n];
+        ring::decode_slice(&bytes, &mut out);
+        Ok(out)
+    }
+
+    /// Sends the low `bits` bits of each value, packed in `ceil(bits/8)` bytes each.
+    pub fn send_packed<R: Ring>(
+        &mut self,
+        to: PartyId,
+        values: &[R],
+        bits: u32,
+    ) -> Result<(), Error> {
+        let mut buf = alloc::vec![0u8; values.len() * ring::packed_bytes(bits)];
+        ring::pack_low(values, bits, &mut buf);
+        self.send_bytes(to, buf)
+    }
+
+    /// Receives `n` values sent by [`send_packed`](Self::send_packed), masked to `bits` bits.
+    pub fn recv_packed<R: Ring>(
+        &mut self,
+        from: PartyId,
+        n: usize,
+        bits: u32,
+    ) -> Result<Vec<R>, Error> {
+        let len = n
+            .checked_mul(ring::packed_bytes(bits))
+            .ok_or(Error::InvalidParameter("message too large"))?;
+        let bytes = self.recv_bytes(from, len)?;
+        let mut out = alloc::vec![R::ZERO; n];
+        ring::unpack_low(&bytes, bits, &mut out);
+        Ok(out)
+    }
+
+    /// Flushes the transport.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        Ok(self.transport.flush()?)
+    }
+
+    /// Declares that the running protocol used `n` communication rounds.
+    pub fn count_rounds(&mut self, n: u64) {
+        self.costs.rounds(n);
+    }
+
+    /// Records that `values` secrets were revealed to party `to`.
+    pub fn count_opened(&mut self, to: PartyId, values: usize) {
+        self.costs.opened(to, values);
+    }
+
+    /// The party leading the next asymmetric protocol call; rotates 0, 1, 2, … so that
+    /// asymmetric costs spread evenly over the parties. Every party calls this in the
+    /// same order, so they agree.
+    pub fn next_lead(&mut self) -> PartyId {
+        let p = PartyId::ALL[(self.lead_counter % 3) as usize];
+        self.lead_counter += 1;
+        p
+    }
+
+    fn check_peer(&self, peer: PartyId) -> Result<(), Error> {
+        if peer == self.id {
+            return Err(crate::error::TransportError::BadPeer {
+                peer: peer.index() as u8,
+            }
+            .into());
+        }
+        Ok(())
+    }
+}

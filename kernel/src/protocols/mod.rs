@@ -1,0 +1,28 @@
+//! Secure protocols over replicated shares.
+//!
+//! Each protocol batches a whole tensor into a fixed number of rounds. Costs below are
+//! per element (per *output* element for `dot` and `matmul`), for ring `Z_{2^k}` with
+//! `B = k/8` bytes per element and truncation by `m` bits with `w = ceil(m/8)` packed
+//! bytes (`B = 8`, `w = 3` for the default `Z_{2^64}`, `f = 18`). "Lead" is the party
+//! that plays the asymmetric first role; it rotates 0, 1, 2 from call to call.
+//!
+//! | protocol | rounds | bytes sent per party per element | total, `Z_{2^64}`, f = 18 |
+//! |---|---|---|---|
+//! | [`share_input`](arith::share_input) | 1 | owner `B`, others 0 | 8 |
+//! | [`open`](arith::open) | 1 | `B` each | 24 |
+//! | [`open_to`](arith::open_to) | 1 | `B` from the receiver's predecessor | 8 |
+//! | add, sub, neg, public add/mul ([`ArithShare`](crate::share::ArithShare)) | 0 | 0 | 0 |
+//! | [`mul`](arith::mul), [`dot`](arith::dot), [`matmul`](arith::matmul) | 1 | `B` each | 24 |
+//! | [`trunc`](trunc::trunc) | 2 | lead `B + w`, others `w` | 17 |
+//! | [`mul_fixed`](arith::mul_fixed), [`dot_fixed`](arith::dot_fixed), [`matmul_fixed`](arith::matmul_fixed) | 3 | `B + w` each | 33 |
+//! | [`mul_public_fixed`](arith::mul_public_fixed) | 2 | as `trunc` | 17 |
+//!
+//! For comparison (see `shared/reference/baselines.md`): SPU's ABY3 spends 52 bytes and
+//! 3 rounds per fixed-point product, MP-SPDZ's Rep3 ring 56 bytes.
+
+pub mod arith;
+pub mod gemm;
+pub mod trunc;
+
+pub use arith::*;
+pub use trunc::{trunc, trunc_fixed};

@@ -1,0 +1,111 @@
+//! Pseudo-random secret sharing (PRSS): correlated randomness with no messages.
+//!
+//! There are three ChaCha12 keys `k_0, k_1, k_2`; key `k_i` is known to parties `i-1`
+//! and `i` (the same pattern as share components). So party `i` holds two streams:
+//! `with_prev` (key `k_i`, shared with party `i-1`) and `with_next` (key `k_{i+1}`,
+//! shared with party `i+1`). Then
+//! - a *random share* takes `x_i` from `with_prev` and `x_{i+1}` from `with_next`:
+//!   a consistent replicated sharing of a uniform value nobody knows;
+//! - a *zero share* `α_i = F(k_i) - F(k_{i+1})` is a 3-out-of-3 additive sharing of 0
+//!   (the sum telescopes), used to re-randomise products before they are sent.
+//!
+//! Both parties of a pair must draw the same amounts in the same order; every protocol
+//! does, because all parties run the same protocol sequence.
+//!
+//! Keys are agreed once per session by [`Party::setup`](crate::party::Party::setup):
+//! each party sends a fresh 32-byte contribution to each neighbour and a pair's key is
+//! the XOR of both contributions, so it is fresh if either side's entropy is.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use rand_chacha::ChaCha12Rng;
+use rand_core::SeedableRng;
+
+use crate::ring::Ring;
+use crate::shape::Shape;
+use crate::share::ArithShare;
+
+/// The stream cipher behind every PRSS draw.
+pub type PrssRng = ChaCha12Rng;
+
+/// Bytes of a PRSS key.
+pub const SEED_BYTES: usize = 32;
+
+/// A party's two PRSS streams.
+pub struct Prss {
+    with_prev: PrssRng,
+    with_next: PrssRng,
+}
+
+impl fmt::Debug for Prss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Prss { .. }")
+    }
+}
+
+impl Prss {
+    /// Streams from the key shared with the previous party and the key shared with the
+    /// next party.
+    pub fn from_keys(prev_key: [u8; SEED_BYTES], next_key: [u8; SEED_BYTES]) -> Self {
+        Prss {
+            with_prev: PrssRng::from_seed(prev_key),
+            with_next: PrssRng::from_seed(next_key),
+        }
+    }
+
+    /// Fills `out` from the stream shared with the previous party.
+    pub fn fill_with_prev<R: Ring>(&mut self, out: &mut [R]) {
+        R::fill_random(&mut self.with_prev, out);
+    }
+
+    /// Fills `out` from the stream shared with the next party.
+    pub fn fill_with_next<R: Ring>(&mut self, out: &mut [R]) {
+        R::fill_random(&mut self.with_next, out);
+    }
+
+    /// `n` fresh values from the stream shared with the previous party.
+    pub fn draw_with_prev<R: Ring>(&mut self, n: usize) -> Vec<R> {
+        let mut v = alloc::vec![R::ZERO; n];
+        self.fill_with_prev(&mut v);
+        v
+    }
+
+    /// `n` fresh values from the stream shared with the next party.
+    pub fn draw_with_next<R: Ring>(&mut self, n: usize) -> Vec<R> {
+        let mut v = alloc::vec![R::ZERO; n];
+        self.fill_with_next(&mut v);
+        v
+    }
+
+    /// A replicated sharing of a uniformly random tensor, without communication.
+    pub fn random_share<R: Ring>(&mut self, shape: Shape) -> ArithShare<R> {
+        let n = shape.numel();
+        let this = self.draw_with_prev(n);
+        let next = self.draw_with_next(n);
+        // Lengths match the shape by construction.
+        ArithShare::from_components(this, next, shape).expect("lengths match shape")
+    }
+
+    /// This party's part of a 3-out-of-3 additive sharing of zero, added into `acc`.
+    pub fn add_zero_share<R: Ring>(&mut self, acc: &mut [R]) {
+        let mut buf = [R::ZERO; 256];
+        let mut buf2 = [R::ZERO; 256];
+        for chunk in acc.chunks_mut(256) {
+            let a = &mut buf[..chunk.len()];
+            let b = &mut buf2[..chunk.len()];
+            self.fill_with_prev(a);
+            self.fill_with_next(b);
+            for ((z, x), y) in chunk.iter_mut().zip(a.iter()).zip(b.iter()) {
+                *z = z.wrapping_add(x.wrapping_sub(*y));
+            }
+        }
+    }
+
+    /// This party's part of a 3-out-of-3 additive sharing of `n` zeros.
+    pub fn zero_share<R: Ring>(&mut self, n: usize) -> Vec<R> {
+        let mut v = alloc::vec![R::ZERO; n];
+        self.add_zero_share(&mut v);
+        v
+    }
+}
