@@ -211,13 +211,14 @@ pub const fn packed_bytes(bits: u32) -> usize {
     bits.div_ceil(8) as usize
 }
 
-/// Serialises the low `bits` bits of each value in `packed_bytes(bits)` bytes.
+/// Serialises the low `bits` bits of each value in `packed_bytes(bits)` bytes (higher
+/// bits are cleared, so nothing beyond `bits` leaves the party).
 pub fn pack_low<R: Ring>(values: &[R], bits: u32, out: &mut [u8]) {
     let w = packed_bytes(bits);
     debug_assert_eq!(out.len(), values.len() * w);
     let mut tmp = [0u8; 16];
     for (c, v) in out.chunks_exact_mut(w).zip(values) {
-        v.write_le(&mut tmp);
+        v.low_bits(bits).write_le(&mut tmp);
         c.copy_from_slice(&tmp[..w]);
     }
 }
@@ -256,6 +257,7 @@ mod tests {
         let mut out = [0u64; 2];
         unpack_low(&b, 18, &mut out);
         assert_eq!(out, [v[0] & 0x3ffff, 0x3ffff]);
+        assert_eq!(b[5], 0x03, "bits above 18 are cleared before sending");
         // A hostile sender sets bits above 18 inside the 3 bytes: they are dropped.
         let hostile = [0xffu8; 3];
         let mut one = [0u64; 1];

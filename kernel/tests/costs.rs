@@ -1,0 +1,156 @@
+//! Cost counters agree with each protocol's documented rounds and bytes, the declared
+//! rounds agree with the causal depth the in-memory transport measures, and scoped labels
+//! attribute costs.
+
+mod common;
+
+use cipherdm_kernel::cost::Cost;
+use cipherdm_kernel::protocols as pr;
+use cipherdm_kernel::share::ArithShare;
+use cipherdm_kernel::{Error, Party, PartyId, Shape};
+use cipherdm_transport_mem::{MemTransport, run3_with};
+use common::*;
+
+const N: usize = 1000;
+
+/// Runs `op` on dealt inputs and returns each party's cost delta and measured depth delta.
+fn measure(
+    op: impl Fn(&mut Party<MemTransport>, ArithShare<u64>, ArithShare<u64>) -> Result<(), Error> + Sync,
+) -> [(Cost, u64); 3] {
+    let x: Vec<u64> = (0..N as u64).collect();
+    let xs = deal(&x, Shape::new(&[10, 100]).unwrap(), 1);
+    let ys = deal(&x, Shape::new(&[10, 100]).unwrap(), 2);
+    let inputs = [0, 1, 2].map(|i| (xs[i].clone(), ys[i].clone()));
+    ok3(run3_with(&cfg(), inputs, |p, (a, b)| {
+        let c0 = *p.costs().total();
+        let d0 = p.transport().causal_depth();
+        op(p, a, b)?;
+        Ok((
+            p.costs().total().since(&c0),
+            p.transport().causal_depth() - d0,
+        ))
+    }))
+}
+
+/// Checks bytes per party, declared rounds and measured rounds.
+fn check(name: &str, got: [(Cost, u64); 3], bytes: [u64; 3], rounds: u64) {
+    let measured = got.iter().map(|g| g.1).max().unwrap();
+    for (i, (c, _)) in got.iter().enumerate() {
+        assert_eq!(c.bytes_total(), bytes[i], "{name}: bytes sent by party {i}");
+        assert_eq!(c.rounds, rounds, "{name}: declared rounds at party {i}");
+    }
+    assert_eq!(measured, rounds, "{name}: measured causal depth");
+}
+
+#[test]
+fn every_protocol_costs_what_its_doc_says() {
+    let n = N as u64;
+    check(
+        "mul",
+        measure(|p, a, b| pr::mul(p, &a, &b).map(drop)),
+        [8 * n; 3],
+        1,
+    );
+    check(
+        "open",
+        measure(|p, a, _| pr::open(p, &a).map(drop)),
+        [8 * n; 3],
+        1,
+    );
+    check(
+        "share_input",
+        measure(|p, _, _| {
+            let v = vec![1u64; N];
+            let mine = (p.id() == PartyId::P1).then_some(&v[..]);
+            pr::share_input(p, PartyId::P1, mine, Shape::vector(N)).map(drop)
+        }),
+        [0, 8 * n, 0],
+        1,
+    );
+    // First truncation of a session: lead is P0 (B + w = 11 bytes), others w = 3.
+    check(
+        "trunc",
+        measure(|p, a, _| pr::trunc(p, &a, 18).map(drop)),
+        [11 * n, 3 * n, 3 * n],
+        2,
+    );
+    check(
+        "mul_fixed",
+        measure(|p, a, b| pr::mul_fixed(p, &a, &b).map(drop)),
+        [11 * n; 3],
+        3,
+    );
+    check(
+        "mul_public_fixed",
+        measure(|p, a, _| pr::mul_public_fixed(p, &a, &vec![0.5; N]).map(drop)),
+        [11 * n, 3 * n, 3 * n],
+        2,
+    );
+    // matmul [10,100] x [100,10]: communication per output element only (100 outputs).
+    let mm = |p: &mut Party<MemTransport>, a: ArithShare<u64>, b: ArithShare<u64>| {
+        let bt = b.reshape(Shape::new(&[100, 10])?)?;
+        pr::matmul(p, &a, &bt).map(drop)
+    };
+    check("matmul", measure(mm), [8 * 100; 3], 1);
+    let mmf = |p: &mut Party<MemTransport>, a: ArithShare<u64>, b: ArithShare<u64>| {
+        let bt = b.reshape(Shape::new(&[100, 10])?)?;
+        pr::matmul_fixed(p, &a, &bt).map(drop)
+    };
+    check("matmul_fixed", measure(mmf), [11 * 100; 3], 3);
+    check(
+        "dot",
+        measure(|p, a, b| pr::dot(p, &a, &b).map(drop)),
+        [8 * 10; 3],
+        1,
+    );
+    check(
+        "dot_fixed",
+        measure(|p, a, b| pr::dot_fixed(p, &a, &b).map(drop)),
+        [11 * 10; 3],
+        3,
+    );
+    check(
+        "local ops",
+        measure(|_, a, b| a.add(&b)?.sub(&a.neg()).map(drop)),
+        [0; 3],
+        0,
+    );
+}
+
+#[test]
+fn lead_rotation_balances_truncation_traffic() {
+    let got = measure(|p, a, _| {
+        for _ in 0..3 {
+            pr::trunc(p, &a, 18)?;
+        }
+        Ok(())
+    });
+    for (c, _) in got {
+        assert_eq!(c.bytes_total(), (11 + 3 + 3) * N as u64);
+    }
+}
+
+#[test]
+fn scopes_attribute_costs_to_labels() {
+    let per_party = ok3(run3_with(&cfg(), [(), (), ()], |p, ()| {
+        let a = ArithShare::<u64>::zeros(Shape::vector(10));
+        p.scope("layer1", |p| -> Result<(), Error> {
+            pr::mul(p, &a, &a)?;
+            p.scope("inner", |p| pr::open(p, &a).map(drop))
+        })?;
+        pr::open(p, &a)?;
+        let l = p.costs();
+        Ok((
+            *l.label("layer1").unwrap(),
+            *l.label("layer1/inner").unwrap(),
+            *l.total(),
+        ))
+    }));
+    for (outer, inner, total) in per_party {
+        assert_eq!(outer.bytes_total(), 80); // the mul only: inner costs go to the inner label
+        assert_eq!(inner.bytes_total(), 80);
+        assert_eq!(inner.opened_to, [10, 10, 10]);
+        assert_eq!(total.rounds, 1 + 3); // set-up + mul + two opens
+        assert_eq!(total.opened_to, [20, 20, 20]);
+    }
+}
