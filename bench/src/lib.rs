@@ -1,1 +1,68 @@
-//! Benchmarks of cipherdm (criterion benches in `benches/`).
+//! Benchmark helpers for cipherdm: shared by the criterion benches in `benches/`.
+//!
+//! Inputs follow `shared/reference/baselines.md` (same shapes and distributions as the
+//! SPU and MP-SPDZ baselines), drawn from a seeded RNG.
+
+use std::time::{Duration, Instant};
+
+use cipherdm_kernel::cost::Cost;
+use cipherdm_kernel::share::{self, ArithShare};
+use cipherdm_kernel::{Error, FixedPoint, Party, Shape};
+use cipherdm_transport_mem::{MemConfig, MemTransport, run3_with};
+use rand_chacha::ChaCha12Rng;
+use rand_core::{Rng, SeedableRng};
+
+/// `n` samples of `N(0, 1)` (Box–Muller on a seeded ChaCha stream).
+pub fn normal(n: usize, seed: u64) -> Vec<f64> {
+    let mut g = ChaCha12Rng::seed_from_u64(seed);
+    let mut u = || (g.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    (0..n)
+        .map(|_| {
+            let (a, b) = (u().max(f64::MIN_POSITIVE), u());
+            (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+        })
+        .collect()
+}
+
+/// A dealer's fixed-point sharing of `values` (benchmarks start from shared inputs, as
+/// the baselines do).
+pub fn deal_fixed(values: &[f64], shape: Shape, seed: u64) -> [ArithShare<u64>; 3] {
+    let fx = FixedPoint::default();
+    let enc: Vec<u64> = values.iter().map(|&v| fx.encode(v).expect("bench inputs in range")).collect();
+    let mut g = ChaCha12Rng::seed_from_u64(seed);
+    share::share_locally(&enc, shape, &mut g).expect("shape matches")
+}
+
+/// What one timed run measured.
+pub struct Measured<Out> {
+    /// Wall time of `iters` calls, from party 0's clock (set-up excluded).
+    pub elapsed: Duration,
+    /// Each party's cost over the timed calls.
+    pub costs: [Cost; 3],
+    /// Each party's last output.
+    pub outputs: [Out; 3],
+}
+
+/// Runs `op` `iters` times on each party's input, after the session set-up, and times it.
+pub fn timed<In, Out, F>(inputs: [In; 3], iters: u64, op: F) -> Measured<Out>
+where
+    In: Send,
+    Out: Send,
+    F: Fn(&mut Party<MemTransport>, &In) -> Result<Out, Error> + Sync,
+{
+    let cfg = MemConfig { seed: Some(1), ..MemConfig::default() };
+    let res = run3_with(&cfg, inputs, |p, input| {
+        let c0 = *p.costs().total();
+        let t0 = Instant::now();
+        let mut out = op(p, &input)?;
+        for _ in 1..iters {
+            out = op(p, &input)?;
+        }
+        Ok((t0.elapsed(), p.costs().total().since(&c0), out))
+    });
+    let mut it = res.into_iter().map(|r| r.expect("benchmark party failed"));
+    let (e0, c0, o0) = it.next().expect("party 0");
+    let (_, c1, o1) = it.next().expect("party 1");
+    let (_, c2, o2) = it.next().expect("party 2");
+    Measured { elapsed: e0, costs: [c0, c1, c2], outputs: [o0, o1, o2] }
+}
