@@ -28,7 +28,11 @@ fn mul_trunc(c: &mut Criterion) {
     let m = timed(inputs(), 1, |p, (a, b)| pr::mul_fixed(p, a, b));
     let fx = FixedPoint::default();
     let z = share::reconstruct([&m.outputs[0], &m.outputs[1], &m.outputs[2]]).unwrap();
-    let err = z.iter().zip(x.iter().zip(&y)).map(|(zi, (a, b))| (fx.decode(*zi) - a * b).abs()).fold(0.0, f64::max);
+    let err = z
+        .iter()
+        .zip(x.iter().zip(&y))
+        .map(|(zi, (a, b))| (fx.decode(*zi) - a * b).abs())
+        .fold(0.0, f64::max);
     report_bytes("mul_fixed 1e6", &m.costs, n, m.costs[0].rounds);
     eprintln!("mul_fixed 1e6: max abs error vs f64 {err:.3e}");
     let m = timed(inputs(), 1, |p, (a, b)| {

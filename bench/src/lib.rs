@@ -28,7 +28,10 @@ pub fn normal(n: usize, seed: u64) -> Vec<f64> {
 /// the baselines do).
 pub fn deal_fixed(values: &[f64], shape: Shape, seed: u64) -> [ArithShare<u64>; 3] {
     let fx = FixedPoint::default();
-    let enc: Vec<u64> = values.iter().map(|&v| fx.encode(v).expect("bench inputs in range")).collect();
+    let enc: Vec<u64> = values
+        .iter()
+        .map(|&v| fx.encode(v).expect("bench inputs in range"))
+        .collect();
     let mut g = ChaCha12Rng::seed_from_u64(seed);
     share::share_locally(&enc, shape, &mut g).expect("shape matches")
 }
@@ -50,7 +53,10 @@ where
     Out: Send,
     F: Fn(&mut Party<MemTransport>, &In) -> Result<Out, Error> + Sync,
 {
-    let cfg = MemConfig { seed: Some(1), ..MemConfig::default() };
+    let cfg = MemConfig {
+        seed: Some(1),
+        ..MemConfig::default()
+    };
     let res = run3_with(&cfg, inputs, |p, input| {
         let c0 = *p.costs().total();
         let t0 = Instant::now();
@@ -64,5 +70,9 @@ where
     let (e0, c0, o0) = it.next().expect("party 0");
     let (_, c1, o1) = it.next().expect("party 1");
     let (_, c2, o2) = it.next().expect("party 2");
-    Measured { elapsed: e0, costs: [c0, c1, c2], outputs: [o0, o1, o2] }
+    Measured {
+        elapsed: e0,
+        costs: [c0, c1, c2],
+        outputs: [o0, o1, o2],
+    }
 }
