@@ -91,5 +91,22 @@ fn matmul(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, mul_trunc, matmul);
+fn compare(c: &mut Criterion) {
+    let n = 1_000_000;
+    let x = normal(n, 9);
+    let y = normal(n, 10);
+    let xs = deal_fixed(&x, Shape::vector(n), 11);
+    let ys = deal_fixed(&y, Shape::vector(n), 12);
+    let inputs = || [0, 1, 2].map(|i| (xs[i].clone(), ys[i].clone()));
+    let m = timed(inputs(), 1, |p, (a, b)| pr::lt(p, a, b));
+    report_bytes("lt 1e6", &m.costs, n, m.costs[0].rounds);
+    let mut g = c.benchmark_group("kernel");
+    g.sample_size(10);
+    g.bench_function("lt_1e6", |b| {
+        b.iter_custom(|iters| timed(inputs(), iters, |p, (a, b)| pr::lt(p, a, b)).elapsed)
+    });
+    g.finish();
+}
+
+criterion_group!(benches, mul_trunc, matmul, compare);
 criterion_main!(benches);

@@ -16,13 +16,18 @@
 //! | [`trunc`](trunc::trunc) | 2 | lead `B + w`, others `w` | 17 |
 //! | [`mul_fixed`](arith::mul_fixed), [`dot_fixed`](arith::dot_fixed), [`matmul_fixed`](arith::matmul_fixed) | 3 | `B + w` each | 33 |
 //! | [`mul_public_fixed`](arith::mul_public_fixed) | 2 | as `trunc` | 17 |
+//! | [`and`](boolean::and) (64 gates per word) | 1 | 8 per word each | 24 per word |
+//! | [`msb`](compare::msb), [`lt`](compare::lt), [`gt`](compare::gt), [`lt_public`](compare::lt_public) | 8 | lead `B` + 23.4, others 23.4 | 78 |
 //!
 //! For comparison (see `shared/reference/baselines.md`): SPU's ABY3 spends 52 bytes and
 //! 3 rounds per fixed-point product, MP-SPDZ's Rep3 ring 56 bytes.
 
 pub mod arith;
+pub mod boolean;
+pub mod compare;
 pub mod gemm;
 pub mod trunc;
 
 pub use arith::*;
+pub use compare::{gt, lt, lt_public, msb};
 pub use trunc::{trunc, trunc_fixed};

@@ -1,0 +1,200 @@
+//! Most significant bit and comparisons of arithmetic shares, by a log-depth carry
+//! circuit on bit-sliced boolean shares.
+//!
+//! # MSB with the local-sum trick
+//!
+//! Write `x = S + B` with `S = x_L + x_{L+1}` known to the lead `L` only and
+//! `B = x_{L+2}` known to the two other parties. `B` is already a boolean sharing (it is
+//! component `L+2` of a sharing whose other components are zero, at no cost); `S` is
+//! input once by the lead (1 round, `k` bits). Then `msb(x) = S_{k-1} ⊕ B_{k-1} ⊕ c`,
+//! where `c` is the carry into bit `k-1` of `S + B`: generate bits `g = S ∧ B` (one AND
+//! level), then a binary tree of (generate, propagate) combinations over the low `k-1`
+//! positions, `G = G_hi ⊕ (P_hi ∧ G_lo)`, `P = P_hi ∧ P_lo`, one AND level per tree
+//! level. A two-operand adder (instead of the three shares' full adder) halves the gates.
+//!
+//! Cost for `Z_{2^64}`: `1 + 1 + ceil(log2 63) = 8` rounds; the lead's input is 8 bytes
+//! per element, and the AND gates `63 + 2·(31 + 16 + 8 + 4 + 2 + 1) = 187` bits per party
+//! per element (23.4 bytes), about 78 bytes per comparison over the three parties
+//! (SPU: 108).
+
+use alloc::vec::Vec;
+
+use super::boolean::{BoolShare, and, slice_bits, words_for};
+use crate::error::Error;
+use crate::party::Party;
+use crate::ring::Ring;
+use crate::share::ArithShare;
+use crate::transport::Transport;
+
+/// Replicated component words `(this, next)`.
+type Words = (Vec<u64>, Vec<u64>);
+
+/// A level of (generate, propagate) planes over the group positions, `words` words each.
+struct Groups {
+    g: Words,
+    p: Words,
+    count: usize,
+}
+
+fn rows(v: &Words, w: usize, i: usize) -> (&[u64], &[u64]) {
+    (&v.0[i * w..(i + 1) * w], &v.1[i * w..(i + 1) * w])
+}
+
+/// `[msb(x)]` as a one-plane boolean share, for every element of `x`.
+///
+/// Cost: `2 + ceil(log2(k-1))` rounds (8 for `Z_{2^64}`); see the [module docs](self).
+pub fn msb<R: Ring, T: Transport>(p: &mut Party<T>, x: &ArithShare<R>) -> Result<BoolShare, Error> {
+    let n = x.len();
+    let k = R::BITS;
+    let w = words_for(n);
+    let kw = k as usize * w;
+    let lead = p.next_lead();
+    let me = p.id();
+
+    // Boolean sharings of S (input by the lead) and B (free), both as (this, next).
+    let (s_sh, b_sh): (Words, Words) = if me == lead {
+        let sum: Vec<R> = x
+            .this()
+            .iter()
+            .zip(x.next())
+            .map(|(a, b)| a.wrapping_add(*b))
+            .collect();
+        let r: Vec<u64> = p.prss().draw_with_prev(kw);
+        let mut s1 = slice_bits(&sum, k);
+        for (a, b) in s1.iter_mut().zip(&r) {
+            *a ^= b;
+        }
+        p.send_ring(lead.next(), &s1)?;
+        p.flush()?;
+        ((r, s1), (alloc::vec![0; kw], alloc::vec![0; kw]))
+    } else if me == lead.next() {
+        let s1: Vec<u64> = p.recv_ring(lead, kw)?;
+        let b = slice_bits(x.next(), k);
+        ((s1, alloc::vec![0; kw]), (alloc::vec![0; kw], b))
+    } else {
+        let r: Vec<u64> = p.prss().draw_with_next(kw);
+        let b = slice_bits(x.this(), k);
+        ((alloc::vec![0; kw], r), (b, alloc::vec![0; kw]))
+    };
+    p.count_rounds(1);
+
+    // Positions 0..k-1 feed the carry into bit k-1.
+    let low = (k as usize - 1) * w;
+    let g = and(
+        p,
+        (&s_sh.0[..low], &s_sh.1[..low]),
+        (&b_sh.0[..low], &b_sh.1[..low]),
+    )?;
+    let pr: Words = (
+        s_sh.0[..low]
+            .iter()
+            .zip(&b_sh.0[..low])
+            .map(|(a, b)| a ^ b)
+            .collect(),
+        s_sh.1[..low]
+            .iter()
+            .zip(&b_sh.1[..low])
+            .map(|(a, b)| a ^ b)
+            .collect(),
+    );
+    let mut level = Groups {
+        g,
+        p: pr,
+        count: k as usize - 1,
+    };
+    while level.count > 1 {
+        level = combine(p, level, w)?;
+    }
+    // msb = S_{k-1} ⊕ B_{k-1} ⊕ carry.
+    let top = (k as usize - 1) * w..k as usize * w;
+    let this: Vec<u64> = (0..w)
+        .map(|j| s_sh.0[top.start + j] ^ b_sh.0[top.start + j] ^ level.g.0[j])
+        .collect();
+    let next: Vec<u64> = (0..w)
+        .map(|j| s_sh.1[top.start + j] ^ b_sh.1[top.start + j] ^ level.g.1[j])
+        .collect();
+    BoolShare::from_components(1, n, this, next)
+}
+
+/// One tree level: pairs (lo = 2i, hi = 2i+1) combine; an odd last group passes through.
+/// All ANDs of the level go out in one call.
+fn combine<T: Transport>(p: &mut Party<T>, lv: Groups, w: usize) -> Result<Groups, Error> {
+    let pairs = lv.count / 2;
+    // Left operands: P_hi twice (for G and P); right operands: G_lo, P_lo.
+    let mut left = (
+        Vec::with_capacity(2 * pairs * w),
+        Vec::with_capacity(2 * pairs * w),
+    );
+    let mut right = (
+        Vec::with_capacity(2 * pairs * w),
+        Vec::with_capacity(2 * pairs * w),
+    );
+    for i in 0..pairs {
+        let (lo, hi) = (2 * i, 2 * i + 1);
+        for (dst, src) in [
+            (&mut left, rows(&lv.p, w, hi)),
+            (&mut right, rows(&lv.g, w, lo)),
+        ] {
+            dst.0.extend_from_slice(src.0);
+            dst.1.extend_from_slice(src.1);
+        }
+        for (dst, src) in [
+            (&mut left, rows(&lv.p, w, hi)),
+            (&mut right, rows(&lv.p, w, lo)),
+        ] {
+            dst.0.extend_from_slice(src.0);
+            dst.1.extend_from_slice(src.1);
+        }
+    }
+    let prod = and(p, (&left.0, &left.1), (&right.0, &right.1))?;
+    let count = lv.count.div_ceil(2);
+    let mut g = (Vec::with_capacity(count * w), Vec::with_capacity(count * w));
+    let mut pp = (Vec::with_capacity(count * w), Vec::with_capacity(count * w));
+    for i in 0..pairs {
+        let ghi = rows(&lv.g, w, 2 * i + 1);
+        let pg = rows(&prod, w, 2 * i);
+        let pp_ = rows(&prod, w, 2 * i + 1);
+        g.0.extend(ghi.0.iter().zip(pg.0).map(|(a, b)| a ^ b));
+        g.1.extend(ghi.1.iter().zip(pg.1).map(|(a, b)| a ^ b));
+        pp.0.extend_from_slice(pp_.0);
+        pp.1.extend_from_slice(pp_.1);
+    }
+    if lv.count % 2 == 1 {
+        let last = lv.count - 1;
+        let (gl, pl) = (rows(&lv.g, w, last), rows(&lv.p, w, last));
+        g.0.extend_from_slice(gl.0);
+        g.1.extend_from_slice(gl.1);
+        pp.0.extend_from_slice(pl.0);
+        pp.1.extend_from_slice(pl.1);
+    }
+    Ok(Groups { g, p: pp, count })
+}
+
+/// `[x < y]` for `x, y` in `[-2^(k-2), 2^(k-2))`: `msb(x - y)`. Cost as [`msb`].
+pub fn lt<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    y: &ArithShare<R>,
+) -> Result<BoolShare, Error> {
+    msb(p, &x.sub(y)?)
+}
+
+/// `[x > y]` = `[y < x]`. Cost as [`msb`].
+pub fn gt<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    y: &ArithShare<R>,
+) -> Result<BoolShare, Error> {
+    msb(p, &y.sub(x)?)
+}
+
+/// `[x < c]` for public `c` (one per element). Cost as [`msb`].
+pub fn lt_public<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    c: &[R],
+) -> Result<BoolShare, Error> {
+    let neg: Vec<R> = c.iter().map(|v| v.wrapping_neg()).collect();
+    let d = x.add_public(p.id(), &neg)?;
+    msb(p, &d)
+}
