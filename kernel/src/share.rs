@@ -68,6 +68,16 @@ impl<R: Ring> ArithShare<R> {
         &self.next
     }
 
+    /// `x_i + x_{i+1}` per element: this party's two components summed, which with the
+    /// third component `x_{i+2}` makes a two-term sharing (the local-sum trick).
+    pub fn local_sum(&self) -> Vec<R> {
+        self.this
+            .iter()
+            .zip(&self.next)
+            .map(|(a, b)| a.wrapping_add(*b))
+            .collect()
+    }
+
     /// Consumes the share, returning `(x_i, x_{i+1})`.
     pub fn into_components(self) -> (Vec<R>, Vec<R>) {
         (self.this, self.next)

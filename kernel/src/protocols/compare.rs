@@ -53,12 +53,7 @@ pub fn msb<R: Ring, T: Transport>(p: &mut Party<T>, x: &ArithShare<R>) -> Result
 
     // Boolean sharings of S (input by the lead) and B (free), both as (this, next).
     let (s_sh, b_sh): (Words, Words) = if me == lead {
-        let sum: Vec<R> = x
-            .this()
-            .iter()
-            .zip(x.next())
-            .map(|(a, b)| a.wrapping_add(*b))
-            .collect();
+        let sum: Vec<R> = x.local_sum();
         let r: Vec<u64> = p.prss().draw_with_prev(kw);
         let mut s1 = slice_bits(&sum, k);
         for (a, b) in s1.iter_mut().zip(&r) {

@@ -82,13 +82,7 @@ pub fn trunc<R: Ring, T: Transport>(
     let lead = p.next_lead();
     let me = p.id();
     let split = if me == lead {
-        Split::Lead(
-            x.this()
-                .iter()
-                .zip(x.next())
-                .map(|(a, b)| a.wrapping_add(*b))
-                .collect(),
-        )
+        Split::Lead(x.local_sum())
     } else if me == lead.next() {
         Split::Pair(x.next().to_vec())
     } else {
