@@ -81,8 +81,8 @@ pub trait Ring:
     /// A uniformly random element.
     fn random<G: Rng + ?Sized>(rng: &mut G) -> Self;
 
-    /// Fills `out` with uniformly random elements, in the same order as repeated
-    /// [`Ring::random`] calls would but without per-element call overhead.
+    /// Fills `out` with uniformly random elements drawn in bulk (4 KiB of keystream at a
+    /// time). Both parties of a PRSS pair call it with the same lengths, so they agree.
     fn fill_random<G: Rng + ?Sized>(rng: &mut G, out: &mut [Self]) {
         let mut buf = [0u8; 4096];
         let per = buf.len() / Self::BYTES;
