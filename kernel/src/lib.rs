@@ -3,7 +3,7 @@
 //! The protocol kernel of cipherdm: three-party replicated secret sharing (ABY3,
 //! semi-honest, honest majority) over `Z_{2^64}` or `Z_{2^128}`, fixed-point arithmetic,
 //! pseudo-random secret sharing and the secure protocols diffusion sampling needs.
-//! `#![no_std]` + `alloc`; the host plugs its own [`Transport`](transport::Transport).
+//! `#![no_std]` + `alloc`; the host plugs its own [`Transport`].
 //!
 //! Layers, bottom to top: [`ring`] → [`fixed`] → [`share`] → [`prss`] →
 //! [`transport`] / [`party`] (with [`cost`] counters) → [`protocols`].
