@@ -8,16 +8,16 @@
 //!
 //! | protocol | rounds | bytes sent per party per element | total, `Z_{2^64}`, f = 18 |
 //! |---|---|---|---|
-//! | [`share_input`](arith::share_input) | 1 | owner `B`, others 0 | 8 |
-//! | [`open`](arith::open) | 1 | `B` each | 24 |
-//! | [`open_to`](arith::open_to) | 1 | `B` from the receiver's predecessor | 8 |
+//! | [`share_input`] | 1 | owner `B`, others 0 | 8 |
+//! | [`open`] | 1 | `B` each | 24 |
+//! | [`open_to`] | 1 | `B` from the receiver's predecessor | 8 |
 //! | add, sub, neg, public add/mul ([`ArithShare`](crate::share::ArithShare)) | 0 | 0 | 0 |
-//! | [`mul`](arith::mul), [`dot`](arith::dot), [`matmul`](arith::matmul) | 1 | `B` each | 24 |
-//! | [`trunc`](trunc::trunc) | 2 | lead `B + w`, others `w` | 17 |
-//! | [`mul_fixed`](arith::mul_fixed), [`dot_fixed`](arith::dot_fixed), [`matmul_fixed`](arith::matmul_fixed) | 3 | `B + w` each | 33 |
-//! | [`mul_public_fixed`](arith::mul_public_fixed) | 2 | as `trunc` | 17 |
-//! | [`and`](boolean::and) (64 gates per word) | 1 | 8 per word each | 24 per word |
-//! | [`msb`](compare::msb), [`lt`](compare::lt), [`gt`](compare::gt), [`lt_public`](compare::lt_public) | 8 | lead `B` + 23.4, others 23.4 | 78 |
+//! | [`mul`], [`dot`], [`matmul`] | 1 | `B` each | 24 |
+//! | [`trunc`] | 2 | lead `B + w`, others `w` | 17 |
+//! | [`mul_fixed`], [`dot_fixed`], [`matmul_fixed`] | 3 | `B + w` each | 33 |
+//! | [`mul_public_fixed`] | 2 | as `trunc` | 17 |
+//! | [`and`] (64 gates per word) | 1 | 8 per word each | 24 per word |
+//! | [`msb`], [`lt`], [`gt`], [`lt_public`] | 8 | lead `B` + 23.4, others 23.4 | 78 |
 //!
 //! For comparison (see `shared/reference/baselines.md`): SPU's ABY3 spends 52 bytes and
 //! 3 rounds per fixed-point product, MP-SPDZ's Rep3 ring 56 bytes.
