@@ -5,7 +5,7 @@
 //! # Safe range
 //!
 //! [`FixedPoint::encode`] accepts `|v| < 2^(k - 2 - f)`: the encoded integer then lies in
-//! `[-2^(k-2), 2^(k-2))`, the input range of [`trunc`](crate::protocols::trunc) and of the
+//! `[-2^(k-2), 2^(k-2))`, the input range of [`trunc`](crate::protocols::trunc::trunc()) and of the
 //! comparison protocols. For `k = 64, f = 18` that is `|v| < 2^44 ≈ 1.8e13`. A product
 //! `x * y` before its truncation must also stay in that range: `|x * y| < 2^(k - 2 - 2f)`
 //! (`2^26 ≈ 6.7e7` for the default), which is what the fixed-point multiplication

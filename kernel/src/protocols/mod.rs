@@ -16,7 +16,7 @@
 //! | [`trunc`] | 2 | lead `B + w`, others `w` | 17 |
 //! | [`mul_fixed`], [`dot_fixed`], [`matmul_fixed`] | 3 | `B + w` each | 33 |
 //! | [`mul_public_fixed`] | 2 | as `trunc` | 17 |
-//! | [`and`] (64 gates per word) | 1 | 8 per word each | 24 per word |
+//! | [`and`](boolean::and) (64 gates per word) | 1 | 8 per word each | 24 per word |
 //! | [`msb`], [`lt`], [`gt`], [`lt_public`] | 8 | lead `B` + 23.4, others 23.4 | 78 |
 //!
 //! For comparison (see `shared/reference/baselines.md`): SPU's ABY3 spends 52 bytes and
