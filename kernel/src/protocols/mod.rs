@@ -13,7 +13,7 @@
 //! | [`open_to`] | 1 | `B` from the receiver's predecessor | 8 |
 //! | add, sub, neg, public add/mul ([`ArithShare`](crate::share::ArithShare)) | 0 | 0 | 0 |
 //! | [`mul`], [`dot`], [`matmul`] | 1 | `B` each | 24 |
-//! | [`trunc`] | 2 | lead `B + w`, others `w` | 17 |
+//! | [`trunc`](trunc()) | 2 | lead `B + w`, others `w` | 17 |
 //! | [`mul_fixed`], [`dot_fixed`], [`matmul_fixed`] | 3 | `B + w` each | 33 |
 //! | [`mul_public_fixed`] | 2 | as `trunc` | 17 |
 //! | [`and`](boolean::and) (64 gates per word) | 1 | 8 per word each | 24 per word |
