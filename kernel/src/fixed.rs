@@ -142,7 +142,7 @@ pub(crate) fn pow2(e: i32) -> f64 {
 }
 
 /// Round half away from zero for `|x| < 2^126`, without `libm`.
-fn round_to_i128(x: f64) -> i128 {
+pub(crate) fn round_to_i128(x: f64) -> i128 {
     let t = x as i128; // truncates toward zero
     let frac = x - t as f64;
     if frac >= 0.5 {

@@ -30,6 +30,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod approx;
 pub mod cost;
 pub mod error;
 pub mod fixed;

@@ -111,6 +111,37 @@ impl<R: Ring> ArithShare<R> {
         Ok(self)
     }
 
+    /// Concatenates the elements of `parts` into one vector-shaped share (local).
+    pub fn concat(parts: &[&Self]) -> Self {
+        let n: usize = parts.iter().map(|s| s.len()).sum();
+        let mut this = Vec::with_capacity(n);
+        let mut next = Vec::with_capacity(n);
+        for s in parts {
+            this.extend_from_slice(&s.this);
+            next.extend_from_slice(&s.next);
+        }
+        ArithShare {
+            this,
+            next,
+            shape: Shape::vector(n),
+        }
+    }
+
+    /// Elements `start..start + len` as a vector-shaped share (local).
+    pub fn slice(&self, start: usize, len: usize) -> Result<Self, Error> {
+        let end = start.checked_add(len).filter(|&e| e <= self.len());
+        let end = end.ok_or(Error::LengthMismatch {
+            what: "slice",
+            expected: self.len(),
+            got: start.saturating_add(len),
+        })?;
+        Ok(ArithShare {
+            this: self.this[start..end].to_vec(),
+            next: self.next[start..end].to_vec(),
+            shape: Shape::vector(len),
+        })
+    }
+
     fn check_same(&self, other: &Self, what: &'static str) -> Result<(), Error> {
         if self.len() != other.len() {
             return Err(Error::LengthMismatch {

@@ -85,6 +85,28 @@ impl BoolShare {
         (&self.this[r.clone()], &self.next[r])
     }
 
+    /// `NOT x` (every bit of every element flipped), local: party 0 flips its `this`
+    /// component and party 2 its `next` component, so the public constant enters once.
+    pub fn not(mut self, me: crate::transport::PartyId) -> Self {
+        let w = words_for(self.n);
+        let tail = if self.n % 64 == 0 {
+            u64::MAX
+        } else {
+            (1u64 << (self.n % 64)) - 1
+        };
+        let flip = |v: &mut Vec<u64>| {
+            for (j, word) in v.iter_mut().enumerate() {
+                *word ^= if j % w == w - 1 { tail } else { u64::MAX };
+            }
+        };
+        match me.index() {
+            0 => flip(&mut self.this),
+            2 => flip(&mut self.next),
+            _ => {}
+        }
+        self
+    }
+
     /// `x ⊕ y`, local.
     pub fn xor(&self, other: &Self) -> Result<Self, Error> {
         if self.bits != other.bits || self.n != other.n {

@@ -15,7 +15,8 @@
 //! Cost for `Z_{2^64}`: `1 + 1 + ceil(log2 63) = 8` rounds; the lead's input is 8 bytes
 //! per element, and the AND gates `63 + 2·(31 + 16 + 8 + 4 + 2 + 1) = 187` bits per party
 //! per element (23.4 bytes), about 78 bytes per comparison over the three parties
-//! (SPU: 108).
+//! (SPU: 108). [`msb_bits`] runs the same circuit on the low `bits` planes only, for
+//! values known to be small (the approximations use `bits = f + 15`).
 
 use alloc::vec::Vec;
 
@@ -42,10 +43,31 @@ fn rows(v: &Words, w: usize, i: usize) -> (&[u64], &[u64]) {
 
 /// `[msb(x)]` as a one-plane boolean share, for every element of `x`.
 ///
-/// Cost: `2 + ceil(log2(k-1))` rounds (8 for `Z_{2^64}`); see the [module docs](self).
+/// Exact for every ring element. Cost: `2 + ceil(log2(k-1))` rounds (8 for `Z_{2^64}`);
+/// see the [module docs](self).
 pub fn msb<R: Ring, T: Transport>(p: &mut Party<T>, x: &ArithShare<R>) -> Result<BoolShare, Error> {
+    msb_bits(p, x, R::BITS)
+}
+
+/// `[x < 0]` for values known to lie in `[-2^(bits-1), 2^(bits-1))`: the sign of `x` read
+/// in `Z_{2^bits}` (every share reduces mod `2^bits` locally, so only the low `bits`
+/// planes enter the carry circuit). Outside that range the result is meaningless.
+///
+/// Cost: `2 + ceil(log2(bits-1))` rounds; the lead inputs `bits` bits and each party sends
+/// `(bits-1) + 2·(gates of the tree)` AND bits per element: 39 bytes in total for
+/// `bits = 33` (fixed point f = 18, `|x| < 2^14`), against 78 for the full ring.
+pub fn msb_bits<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    bits: u32,
+) -> Result<BoolShare, Error> {
+    if !(2..=R::BITS).contains(&bits) {
+        return Err(Error::InvalidParameter(
+            "comparison width must lie in 2..=ring bits",
+        ));
+    }
     let n = x.len();
-    let k = R::BITS;
+    let k = bits;
     let w = words_for(n);
     let kw = k as usize * w;
     let lead = p.next_lead();
@@ -183,13 +205,65 @@ pub fn gt<R: Ring, T: Transport>(
     msb(p, &y.sub(x)?)
 }
 
+/// `[x <= y]` = `NOT [y < x]`. Cost as [`msb`].
+pub fn le<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    y: &ArithShare<R>,
+) -> Result<BoolShare, Error> {
+    Ok(gt(p, x, y)?.not(p.id()))
+}
+
+/// `[x >= y]` = `NOT [x < y]`. Cost as [`msb`].
+pub fn ge<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    y: &ArithShare<R>,
+) -> Result<BoolShare, Error> {
+    Ok(lt(p, x, y)?.not(p.id()))
+}
+
 /// `[x < c]` for public `c` (one per element). Cost as [`msb`].
 pub fn lt_public<R: Ring, T: Transport>(
     p: &mut Party<T>,
     x: &ArithShare<R>,
     c: &[R],
 ) -> Result<BoolShare, Error> {
+    msb(p, &minus_public(p, x, c)?)
+}
+
+/// `[x > c]` for public `c`: `msb(c - x)`. Cost as [`msb`].
+pub fn gt_public<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    c: &[R],
+) -> Result<BoolShare, Error> {
+    msb(p, &x.neg().add_public(p.id(), c)?)
+}
+
+/// `[x <= c]` = `NOT [x > c]`. Cost as [`msb`].
+pub fn le_public<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    c: &[R],
+) -> Result<BoolShare, Error> {
+    Ok(gt_public(p, x, c)?.not(p.id()))
+}
+
+/// `[x >= c]` = `NOT [x < c]`. Cost as [`msb`].
+pub fn ge_public<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    c: &[R],
+) -> Result<BoolShare, Error> {
+    Ok(lt_public(p, x, c)?.not(p.id()))
+}
+
+fn minus_public<R: Ring, T: Transport>(
+    p: &Party<T>,
+    x: &ArithShare<R>,
+    c: &[R],
+) -> Result<ArithShare<R>, Error> {
     let neg: Vec<R> = c.iter().map(|v| v.wrapping_neg()).collect();
-    let d = x.add_public(p.id(), &neg)?;
-    msb(p, &d)
+    x.add_public(p.id(), &neg)
 }

@@ -26,8 +26,12 @@ pub mod arith;
 pub mod boolean;
 pub mod compare;
 pub mod gemm;
+pub mod poly;
+pub mod select;
 pub mod trunc;
 
 pub use arith::*;
-pub use compare::{gt, lt, lt_public, msb};
+pub use compare::{ge, ge_public, gt, gt_public, le, le_public, lt, lt_public, msb, msb_bits};
+pub use poly::{approximate, exp, gelu, mish, sigmoid, silu};
+pub use select::{b2a, relu, select};
 pub use trunc::{trunc, trunc_fixed};
