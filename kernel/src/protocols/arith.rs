@@ -153,7 +153,7 @@ pub fn reshare<R: Ring, T: Transport>(
 
 /// The local part of a product: `x_i y_i + x_i y_{i+1} + x_{i+1} y_i`, a 3-out-of-3
 /// additive share of `x * y` (not yet re-randomised).
-fn local_products<R: Ring>(x: &ArithShare<R>, y: &ArithShare<R>) -> Vec<R> {
+pub(crate) fn local_products<R: Ring>(x: &ArithShare<R>, y: &ArithShare<R>) -> Vec<R> {
     let (x0, x1, y0, y1) = (x.this(), x.next(), y.this(), y.next());
     (0..x.len())
         .map(|j| {

@@ -26,12 +26,18 @@ pub mod arith;
 pub mod boolean;
 pub mod compare;
 pub mod gemm;
+pub mod inverse;
+pub mod norm;
 pub mod poly;
+pub mod reduce;
 pub mod select;
 pub mod trunc;
 
 pub use arith::*;
 pub use compare::{ge, ge_public, gt, gt_public, le, le_public, lt, lt_public, msb, msb_bits};
+pub use inverse::{reciprocal, rsqrt};
+pub use norm::{group_norm, layer_norm, softmax};
 pub use poly::{approximate, exp, gelu, mish, sigmoid, silu};
+pub use reduce::{argmax, max};
 pub use select::{b2a, relu, select};
 pub use trunc::{trunc, trunc_fixed};
