@@ -76,3 +76,26 @@ where
         outputs: [o0, o1, o2],
     }
 }
+
+/// `n` samples of `U(lo, hi)` from a seeded ChaCha stream.
+pub fn uniform(n: usize, lo: f64, hi: f64, seed: u64) -> Vec<f64> {
+    let mut g = ChaCha12Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| lo + (hi - lo) * ((g.next_u64() >> 11) as f64 / (1u64 << 53) as f64))
+        .collect()
+}
+
+/// Total bytes per element over the three parties.
+pub fn bytes_per_element(costs: &[Cost; 3], elements: usize) -> f64 {
+    costs.iter().map(|c| c.bytes_total()).sum::<u64>() as f64 / elements as f64
+}
+
+/// Opens a result dealt by [`timed`] and returns the max abs error against `want`.
+pub fn max_error(outputs: &[ArithShare<u64>; 3], want: &[f64]) -> f64 {
+    let fx = FixedPoint::default();
+    let z = share::reconstruct([&outputs[0], &outputs[1], &outputs[2]]).expect("consistent");
+    z.iter()
+        .zip(want)
+        .map(|(a, b)| (fx.decode(*a) - b).abs())
+        .fold(0.0, f64::max)
+}

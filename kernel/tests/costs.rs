@@ -154,3 +154,57 @@ fn scopes_attribute_costs_to_labels() {
         assert_eq!(total.opened_to, [20, 20, 20]);
     }
 }
+
+#[test]
+fn boolean_and_nonlinear_ops_cost_what_their_docs_say() {
+    let n = N as u64;
+    let words = N.div_ceil(64) as u64;
+    // Bounded MSB over 33 bits: the lead inputs 33 planes; every party sends the AND
+    // gates: 32 generate planes + 2·(16 + 8 + 4 + 2 + 1) tree planes.
+    let and_bytes = (32 + 2 * 31) * words * 8;
+    check(
+        "msb_bits(33)",
+        measure(|p, a, _| pr::msb_bits(p, &a, 33).map(drop)),
+        [33 * words * 8 + and_bytes, and_bytes, and_bytes],
+        7,
+    );
+    let zero_bits = || {
+        cipherdm_kernel::protocols::boolean::BoolShare::from_components(
+            1,
+            N,
+            vec![0; N.div_ceil(64)],
+            vec![0; N.div_ceil(64)],
+        )
+    };
+    check(
+        "b2a",
+        measure(|p, _, _| pr::b2a::<u64, _>(p, &zero_bits()?, Shape::vector(N)).map(drop)),
+        [8 * n; 3],
+        2,
+    );
+    check(
+        "select",
+        measure(|p, a, b| {
+            let a = a.reshape(Shape::vector(N))?;
+            let b = b.reshape(Shape::vector(N))?;
+            pr::select(p, &zero_bits()?, &a, &b).map(drop)
+        }),
+        [16 * n; 3],
+        3,
+    );
+    // ReLU = msb (8) + b2a (2) + mul (1) = 11 declared rounds; the transport measures 10
+    // because the parties that receive nothing in a round run ahead (a composition can
+    // pipeline, so measured ≤ declared).
+    let full_and = (63 + 2 * 62) * words * 8;
+    let got = measure(|p, a, _| pr::relu(p, &a).map(drop));
+    let bytes = [
+        64 * words * 8 + full_and + 16 * n,
+        full_and + 16 * n,
+        full_and + 16 * n,
+    ];
+    for (i, (c, depth)) in got.iter().enumerate() {
+        assert_eq!(c.bytes_total(), bytes[i], "relu bytes, party {i}");
+        assert_eq!(c.rounds, 11, "relu declared rounds");
+        assert!(*depth <= 11 && *depth >= 9, "relu measured depth {depth}");
+    }
+}
