@@ -17,7 +17,7 @@ type Op = fn(&mut Party<MemTransport>, &ArithShare<u64>) -> Result<ArithShare<u6
 /// Benches `op` on `x` (shape `shape`), printing bytes/element, rounds and max error.
 fn bench_unary(c: &mut Criterion, name: &str, x: &[f64], shape: Shape, want: &[f64], op: Op) {
     let xs = deal_fixed(x, shape, 1);
-    let m = timed(xs.clone(), 1, |p, a| op(p, a));
+    let m = timed(xs.clone(), 1, op);
     eprintln!(
         "{name}: {:.1} bytes/element, {} rounds, max abs error vs f64 {:.3e}",
         bytes_per_element(&m.costs, x.len()),
@@ -29,7 +29,7 @@ fn bench_unary(c: &mut Criterion, name: &str, x: &[f64], shape: Shape, want: &[f
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
     g.bench_function(name, |b| {
-        b.iter_custom(|iters| timed(xs.clone(), iters, |p, a| op(p, a)).elapsed)
+        b.iter_custom(|iters| timed(xs.clone(), iters, op).elapsed)
     });
     g.finish();
 }

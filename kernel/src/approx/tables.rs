@@ -1,6 +1,9 @@
 //! The coefficients. Seed coefficients are copied digit for digit from their sources;
 //! `Accurate` ones are printed by `python3 tools/fit.py --tables`.
 
+// Sources print more digits than an f64 holds; they are kept verbatim for auditing.
+#![allow(clippy::excessive_precision)]
+
 use super::{Approximation, Entry, Function, Piecewise, Profile, chebyshev_to_monomial};
 
 const INF: f64 = f64::INFINITY;

@@ -89,7 +89,7 @@ impl BoolShare {
     /// component and party 2 its `next` component, so the public constant enters once.
     pub fn not(mut self, me: crate::transport::PartyId) -> Self {
         let w = words_for(self.n);
-        let tail = if self.n % 64 == 0 {
+        let tail = if self.n.is_multiple_of(64) {
             u64::MAX
         } else {
             (1u64 << (self.n % 64)) - 1

@@ -77,13 +77,20 @@ fn mul_trunc<R: Ring, T: Transport>(
     additive_trunc(p, local_products(x, y), x.shape().clone(), bits)
 }
 
-/// `(x_n, a, s)`: the normalised input in `[1, 4)`, `a = 4^-E` and `s = 2^-E`.
+/// An input scaled into `[1, 4)` by `a = 4^-E`, with `s = 2^-E`.
+struct Normalised<R: Ring> {
+    xn: ArithShare<R>,
+    a: ArithShare<R>,
+    s: ArithShare<R>,
+}
+
+/// Scales `x` into `[1, 4)`; see the [module docs](self).
 fn normalise<R: Ring, T: Transport>(
     p: &mut Party<T>,
     x: &ArithShare<R>,
     lo: i32,
     hi: i32,
-) -> Result<(ArithShare<R>, ArithShare<R>, ArithShare<R>), Error> {
+) -> Result<Normalised<R>, Error> {
     let f = p.fixed().frac_bits() as i32;
     if !(-f <= lo && lo < hi && hi <= 13) {
         return Err(Error::InvalidParameter(
@@ -132,7 +139,7 @@ fn normalise<R: Ring, T: Transport>(
         }
     }
     let xn = mul_fixed(p, x, &a)?;
-    Ok((xn, a, s))
+    Ok(Normalised { xn, a, s })
 }
 
 /// `1/x` for `x ∈ [2^lo, 2^hi)`; see the [module docs](self) for method, cost and range.
@@ -143,7 +150,7 @@ pub fn reciprocal<R: Ring, T: Transport>(
     lo: i32,
     hi: i32,
 ) -> Result<ArithShare<R>, Error> {
-    let (xn, a, _) = normalise(p, x, lo, hi)?;
+    let Normalised { xn, a, .. } = normalise(p, x, lo, hi)?;
     let mut y = piecewise(p, &xn, &cubic(&RECIP_PIECES))?;
     let two: R = R::from_u64(2).shl(p.fixed().frac_bits());
     for _ in 0..2 {
@@ -161,7 +168,7 @@ pub fn rsqrt<R: Ring, T: Transport>(
     lo: i32,
     hi: i32,
 ) -> Result<ArithShare<R>, Error> {
-    let (xn, _, s) = normalise(p, x, lo, hi)?;
+    let Normalised { xn, s, .. } = normalise(p, x, lo, hi)?;
     let f = p.fixed().frac_bits();
     let mut y = piecewise(p, &xn, &cubic(&RSQRT_PIECES))?;
     let three: R = R::from_u64(3).shl(f);

@@ -81,12 +81,12 @@ fn normalize_rows<R: Ring, T: Transport>(
     eps: f64,
     d: f64,
 ) -> Result<(ArithShare<R>, ArithShare<R>), Error> {
-    if len == 0 || x.len() % len != 0 {
+    if len == 0 || !x.len().is_multiple_of(len) {
         return Err(Error::InvalidShape(
             "normalisation rows must divide the tensor",
         ));
     }
-    if !(d.is_finite() && d >= 1.0) || !(eps.is_finite() && eps >= 0.0) {
+    if !(d.is_finite() && d >= 1.0 && eps.is_finite() && eps >= 0.0) {
         return Err(Error::InvalidParameter(
             "normalisation needs d >= 1 and eps >= 0",
         ));
