@@ -17,7 +17,15 @@
 //! | [`mul_fixed`], [`dot_fixed`], [`matmul_fixed`] | 3 | `B + w` each | 33 |
 //! | [`mul_public_fixed`] | 2 | as `trunc` | 17 |
 //! | [`and`](boolean::and) (64 gates per word) | 1 | 8 per word each | 24 per word |
-//! | [`msb`], [`lt`], [`gt`], [`lt_public`] | 8 | lead `B` + 23.4, others 23.4 | 78 |
+//! | [`msb`], [`lt`], [`gt`], [`le`], [`ge`], `*_public` | 8 | lead `B` + 23.4, others 23.4 | 78 |
+//! | [`msb_bits`] (33 bits, values below `2^14`) | 7 | lead 4.1 + 11.8, others 11.8 | 39 |
+//! | [`b2a`] | 2 | `B` each | 24 |
+//! | [`select`](select()) | 3 | `2B` each | 48 |
+//! | [`relu`] | 11 | as `msb` + `2B` each | 126 |
+//! | [`max`], [`argmax`] (per element, whole tree) | ~10 per level | `msb_bits` + `2B` (+`B`) | ~87 / ~111 |
+//! | [`poly::piecewise`] (`J` breaks, `P` powers) | 14 + 3·levels | `J·(msb_bits + B)` + `P·(B + w)` + 12 | e.g. SiLU Accurate 400 |
+//! | [`reciprocal`], [`rsqrt`] | see [`inverse`] | | 584 / 759 on the baseline ranges |
+//! | [`softmax`], [`group_norm`], [`layer_norm`] | see [`norm`] | | |
 //!
 //! For comparison (see `shared/reference/baselines.md`): SPU's ABY3 spends 52 bytes and
 //! 3 rounds per fixed-point product, MP-SPDZ's Rep3 ring 56 bytes.

@@ -2,9 +2,9 @@
 //! down-scaling.
 //!
 //! **Softmax** (CipherDM's recipe, seed 2's stabilisation): subtract the row maximum
-//! ([`max`](super::reduce::max)), exponentiate with a profile's exp (entries below its
+//! ([`max`]), exponentiate with a profile's exp (entries below its
 //! cut-off become exactly zero), sum each row locally, take *one*
-//! [`reciprocal`](super::inverse::reciprocal) per row and multiply. Row sums lie in
+//! [`reciprocal`] per row and multiply. Row sums lie in
 //! `[e(0), n]` (`e(0) ≈ 0.95` for CipherDM's exp), so the reciprocal range is
 //! `[2^-1, 2^(ceil(log2 n) + 1))`. Input range: `|x| < 2^12`.
 //!
