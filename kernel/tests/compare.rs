@@ -94,3 +94,30 @@ fn msb_costs_match_the_doc() {
     }
     assert_eq!(out.iter().map(|o| o.1).max(), Some(8));
 }
+
+#[test]
+fn a2b_recovers_every_bit() {
+    let mut x: Vec<u64> = vec![
+        0,
+        1,
+        u64::MAX,
+        1 << 63,
+        (1 << 63) - 1,
+        0x5555_5555_5555_5555,
+    ];
+    let mut g = rng(21);
+    x.extend((0..700).map(|_| rand_core::Rng::next_u64(&mut g)));
+    let xs = deal(&x, Shape::vector(x.len()), 4);
+    let out = ok3(run3_with(&cfg(), xs, |p, s| {
+        let b = pr::a2b(p, &s)?;
+        boolean::open_bool::<u64, _>(p, &b)
+    }));
+    assert_eq!(out[0], x);
+    let y: Vec<u128> = vec![0, 1, u128::MAX, 1 << 127, 0xdead_beef << 70];
+    let ys = deal(&y, Shape::vector(y.len()), 5);
+    let out = ok3(run3_with(&cfg(), ys, |p, s| {
+        let b = pr::a2b(p, &s)?;
+        boolean::open_bool::<u128, _>(p, &b)
+    }));
+    assert_eq!(out[0], y);
+}

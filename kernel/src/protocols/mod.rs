@@ -42,7 +42,7 @@ pub mod select;
 pub mod trunc;
 
 pub use arith::*;
-pub use compare::{ge, ge_public, gt, gt_public, le, le_public, lt, lt_public, msb, msb_bits};
+pub use compare::{a2b, ge, ge_public, gt, gt_public, le, le_public, lt, lt_public, msb, msb_bits};
 pub use inverse::{reciprocal, rsqrt};
 pub use norm::{group_norm, layer_norm, softmax};
 pub use poly::{approximate, exp, gelu, mish, sigmoid, silu};
