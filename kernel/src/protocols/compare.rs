@@ -41,6 +41,41 @@ fn rows(v: &Words, w: usize, i: usize) -> (&[u64], &[u64]) {
     (&v.0[i * w..(i + 1) * w], &v.1[i * w..(i + 1) * w])
 }
 
+/// Boolean sharings `(S, B)` of the low `bits` planes of `x = S + B`: `S` is the lead's
+/// local sum of its two components, input once (1 round, `bits` bits per element from
+/// the lead); `B` is the third component, already a boolean sharing at no cost. Both are
+/// returned as `(this, next)` plane-major words.
+fn split_operands<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    bits: u32,
+) -> Result<(Words, Words), Error> {
+    let kw = bits as usize * words_for(x.len());
+    let lead = p.next_lead();
+    let me = p.id();
+    let split = if me == lead {
+        let sum: Vec<R> = x.local_sum();
+        let r: Vec<u64> = p.prss().draw_with_prev(kw);
+        let mut s1 = slice_bits(&sum, bits);
+        for (a, b) in s1.iter_mut().zip(&r) {
+            *a ^= b;
+        }
+        p.send_ring(lead.next(), &s1)?;
+        p.flush()?;
+        ((r, s1), (alloc::vec![0; kw], alloc::vec![0; kw]))
+    } else if me == lead.next() {
+        let s1: Vec<u64> = p.recv_ring(lead, kw)?;
+        let b = slice_bits(x.next(), bits);
+        ((s1, alloc::vec![0; kw]), (alloc::vec![0; kw], b))
+    } else {
+        let r: Vec<u64> = p.prss().draw_with_next(kw);
+        let b = slice_bits(x.this(), bits);
+        ((alloc::vec![0; kw], r), (b, alloc::vec![0; kw]))
+    };
+    p.count_rounds(1);
+    Ok(split)
+}
+
 /// `[msb(x)]` as a one-plane boolean share, for every element of `x`.
 ///
 /// Exact for every ring element. Cost: `2 + ceil(log2(k-1))` rounds (8 for `Z_{2^64}`);
@@ -69,31 +104,7 @@ pub fn msb_bits<R: Ring, T: Transport>(
     let n = x.len();
     let k = bits;
     let w = words_for(n);
-    let kw = k as usize * w;
-    let lead = p.next_lead();
-    let me = p.id();
-
-    // Boolean sharings of S (input by the lead) and B (free), both as (this, next).
-    let (s_sh, b_sh): (Words, Words) = if me == lead {
-        let sum: Vec<R> = x.local_sum();
-        let r: Vec<u64> = p.prss().draw_with_prev(kw);
-        let mut s1 = slice_bits(&sum, k);
-        for (a, b) in s1.iter_mut().zip(&r) {
-            *a ^= b;
-        }
-        p.send_ring(lead.next(), &s1)?;
-        p.flush()?;
-        ((r, s1), (alloc::vec![0; kw], alloc::vec![0; kw]))
-    } else if me == lead.next() {
-        let s1: Vec<u64> = p.recv_ring(lead, kw)?;
-        let b = slice_bits(x.next(), k);
-        ((s1, alloc::vec![0; kw]), (alloc::vec![0; kw], b))
-    } else {
-        let r: Vec<u64> = p.prss().draw_with_next(kw);
-        let b = slice_bits(x.this(), k);
-        ((alloc::vec![0; kw], r), (b, alloc::vec![0; kw]))
-    };
-    p.count_rounds(1);
+    let (s_sh, b_sh) = split_operands(p, x, k)?;
 
     // Positions 0..k-1 feed the carry into bit k-1.
     let low = (k as usize - 1) * w;
@@ -282,28 +293,7 @@ pub fn a2b<R: Ring, T: Transport>(p: &mut Party<T>, x: &ArithShare<R>) -> Result
     let k = R::BITS as usize;
     let w = words_for(n);
     let kw = k * w;
-    let lead = p.next_lead();
-    let me = p.id();
-    let (s_sh, b_sh): (Words, Words) = if me == lead {
-        let sum: Vec<R> = x.local_sum();
-        let r: Vec<u64> = p.prss().draw_with_prev(kw);
-        let mut s1 = slice_bits(&sum, R::BITS);
-        for (a, b) in s1.iter_mut().zip(&r) {
-            *a ^= b;
-        }
-        p.send_ring(lead.next(), &s1)?;
-        p.flush()?;
-        ((r, s1), (alloc::vec![0; kw], alloc::vec![0; kw]))
-    } else if me == lead.next() {
-        let s1: Vec<u64> = p.recv_ring(lead, kw)?;
-        let b = slice_bits(x.next(), R::BITS);
-        ((s1, alloc::vec![0; kw]), (alloc::vec![0; kw], b))
-    } else {
-        let r: Vec<u64> = p.prss().draw_with_next(kw);
-        let b = slice_bits(x.this(), R::BITS);
-        ((alloc::vec![0; kw], r), (b, alloc::vec![0; kw]))
-    };
-    p.count_rounds(1);
+    let (s_sh, b_sh) = split_operands(p, x, R::BITS)?;
     let xor = |a: &[u64], b: &[u64]| -> Vec<u64> { a.iter().zip(b).map(|(u, v)| u ^ v).collect() };
     // Half-adder bits: p = S ⊕ B (also the sum without carries), g = S ∧ B.
     let half: Words = (xor(&s_sh.0, &b_sh.0), xor(&s_sh.1, &b_sh.1));

@@ -26,15 +26,12 @@
 use alloc::vec::Vec;
 
 use super::arith::{local_products, mul_fixed};
-use super::compare::msb_bits;
-use super::poly::{encode_scaled, piecewise};
-use super::select::b2a;
+use super::poly::{below_thresholds, encode_scaled, piecewise};
 use super::trunc::additive_trunc;
 use crate::approx::Piecewise;
 use crate::error::Error;
 use crate::party::Party;
 use crate::ring::Ring;
-use crate::shape::Shape;
 use crate::share::ArithShare;
 use crate::transport::Transport;
 
@@ -119,15 +116,12 @@ fn normalise<R: Ring, T: Transport>(
         x.shape().clone(),
     )?;
     if !exps.is_empty() {
-        let mut diffs = Vec::with_capacity(exps.len());
-        for &e in &exps {
-            let t: R = encode_scaled(pow2(e), f as u32)?;
-            diffs.push(x.add_public_scalar(me, t.wrapping_neg()));
-        }
-        let all = ArithShare::concat(&diffs.iter().collect::<Vec<_>>());
+        let ts: Vec<R> = exps
+            .iter()
+            .map(|&e| encode_scaled(pow2(e), f as u32))
+            .collect::<Result<_, _>>()?;
         let width = ((f + hi + 1) as u32).min(R::BITS);
-        let bits = msb_bits(p, &all, width)?;
-        let c = b2a::<R, T>(p, &bits, Shape::vector(all.len()))?;
+        let c = below_thresholds(p, x, &ts, width)?;
         let mut prev = e0;
         for (j, &e) in exps.iter().enumerate() {
             let cj = c.slice(j * n, n)?.reshape(x.shape().clone())?;

@@ -41,14 +41,17 @@ fn broadcast<R: Ring>(v: &ArithShare<R>, len: usize, shape: Shape) -> Result<Ari
     ArithShare::from_components(rep(v.this()), rep(v.next()), shape)
 }
 
-/// Sums of consecutive runs of `len` elements, local.
+/// Sums of consecutive runs of `len` values.
+fn run_sums<R: Ring>(v: &[R], len: usize) -> Vec<R> {
+    v.chunks(len)
+        .map(|c| c.iter().fold(R::ZERO, |a, b| a.wrapping_add(*b)))
+        .collect()
+}
+
+/// Row sums of a share viewed as rows of `len` elements, local.
 fn row_sums<R: Ring>(x: &ArithShare<R>, len: usize) -> Result<ArithShare<R>, Error> {
-    let sum = |s: &[R]| {
-        s.chunks(len)
-            .map(|c| c.iter().fold(R::ZERO, |a, b| a.wrapping_add(*b)))
-            .collect()
-    };
-    ArithShare::from_components(sum(x.this()), sum(x.next()), Shape::vector(x.len() / len))
+    let rows = Shape::vector(x.len() / len);
+    ArithShare::from_components(run_sums(x.this(), len), run_sums(x.next(), len), rows)
 }
 
 /// Softmax along the last axis with `profile`'s exp; see the [module docs](self).
@@ -102,11 +105,7 @@ fn normalize_rows<R: Ring, T: Transport>(
         mul_public_scalar_precise(p, &centred, 1.0 / d)?
     };
     // Σ y² per row: local products summed, one truncation per row.
-    let sq = local_products(&y, &y);
-    let ssq: Vec<R> = sq
-        .chunks(len)
-        .map(|c| c.iter().fold(R::ZERO, |a, b| a.wrapping_add(*b)))
-        .collect();
+    let ssq = run_sums(&local_products(&y, &y), len);
     let ssq = additive_trunc(p, ssq, Shape::vector(rows), f)?;
     let var = mul_public_scalar_precise(p, &ssq, 1.0 / len as f64)?;
     let floor = crate::fixed::pow2(-(f as i32));

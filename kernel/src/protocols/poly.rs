@@ -139,6 +139,25 @@ pub fn powers<R: Ring, T: Transport>(
     Ok(out)
 }
 
+/// `[x < t_j]` as integer shares for every public threshold `t_j` (ring-encoded) and
+/// every element, threshold-major (`t_0` for all elements, then `t_1`, …): one
+/// [`msb_bits`] call of width `width` over all differences, one [`b2a`] call.
+pub fn below_thresholds<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    thresholds: &[R],
+    width: u32,
+) -> Result<ArithShare<R>, Error> {
+    let me = p.id();
+    let diffs: Vec<ArithShare<R>> = thresholds
+        .iter()
+        .map(|t| x.add_public_scalar(me, t.wrapping_neg()))
+        .collect();
+    let all = ArithShare::concat(&diffs.iter().collect::<Vec<_>>());
+    let bits = msb_bits(p, &all, width)?;
+    b2a::<R, T>(p, &bits, Shape::vector(all.len()))
+}
+
 /// Secure evaluation of a piecewise polynomial; see the [module docs](self).
 pub fn piecewise<R: Ring, T: Transport>(
     p: &mut Party<T>,
@@ -158,14 +177,12 @@ pub fn piecewise<R: Ring, T: Transport>(
 
     // 1. Selection bits c_j = [x < t_j], one comparison call, one injection call.
     let bits = if nb > 0 {
-        let mut diffs = Vec::with_capacity(nb);
-        for &t in pw.breaks {
-            let enc: R = encode_scaled(t, f)?;
-            diffs.push(x.add_public_scalar(me, enc.wrapping_neg()));
-        }
-        let all = ArithShare::concat(&diffs.iter().collect::<Vec<_>>());
-        let b = msb_bits(p, &all, approx_compare_bits::<R>(f))?;
-        Some(b2a::<R, T>(p, &b, Shape::vector(nb * n))?)
+        let ts: Vec<R> = pw
+            .breaks
+            .iter()
+            .map(|&t| encode_scaled(t, f))
+            .collect::<Result<_, _>>()?;
+        Some(below_thresholds(p, x, &ts, approx_compare_bits::<R>(f))?)
     } else {
         None
     };
@@ -270,12 +287,8 @@ pub fn compound_exp<R: Ring, T: Transport>(
     let f = p.fixed().frac_bits();
     let me = p.id();
     let enc: R = encode_scaled(cutoff, f)?;
-    let below = msb_bits(
-        p,
-        &x.add_public_scalar(me, enc.wrapping_neg()),
-        approx_compare_bits::<R>(f),
-    )?;
-    let c = b2a::<R, T>(p, &below, x.shape().clone())?;
+    let c =
+        below_thresholds(p, x, &[enc], approx_compare_bits::<R>(f))?.reshape(x.shape().clone())?;
     let y = trunc(p, x, squarings)?.add_public_scalar(me, R::ONE.shl(f));
     let mut z = y.sub(&super::arith::mul(p, &c, &y)?)?;
     for _ in 0..squarings {
