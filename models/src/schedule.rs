@@ -1,0 +1,326 @@
+//! The linear-beta diffusion schedule, DDPM and DDIM samplers, classifier-free guidance
+//! and seed 2's score guidance (Algorithm 1).
+//!
+//! Samplers call a [`Denoiser`] once per step (twice with classifier-free guidance) and
+//! never look inside it, so the same loop drives the plaintext backends here and the
+//! secure executor later. Noise comes from a seeded ChaCha stream: the same seed gives the
+//! same sample.
+
+use rand_chacha::ChaCha12Rng;
+use rand_core::{Rng, SeedableRng};
+
+use crate::error::ModelError;
+use crate::tensor::Tensor;
+
+/// What a sample is conditioned on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Condition {
+    /// One class.
+    Class(usize),
+    /// The mean of all class embeddings: the "unconditional" input of a class-conditional
+    /// model (seed 2's choice).
+    Mean,
+}
+
+/// A noise-prediction network: `ε(x_t, t, condition)` for a batch.
+pub trait Denoiser {
+    /// Predicts the noise of every batch item of `x` (shape `(B, C, H, W)`) at timestep
+    /// `t`; `conditions` has one entry per batch item.
+    fn eps(&mut self, x: &Tensor<f64>, t: usize, conditions: &[Condition]) -> Result<Tensor<f64>, ModelError>;
+}
+
+/// A linear-beta schedule with its derived constants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    /// `β_t`, `t = 0..T`.
+    pub betas: Vec<f64>,
+    /// `ᾱ_t = Π_{s≤t} (1 − β_s)`.
+    pub alphas_cumprod: Vec<f64>,
+}
+
+impl Schedule {
+    /// `T` betas spaced linearly from `start` to `end` (both included).
+    ///
+    /// ```
+    /// let s = cipherdm_models::schedule::Schedule::linear(1000, 1e-4, 0.02);
+    /// assert_eq!(s.betas.len(), 1000);
+    /// assert!((s.alphas_cumprod[0] - (1.0 - 1e-4)).abs() < 1e-15);
+    /// ```
+    pub fn linear(t: usize, start: f64, end: f64) -> Self {
+        let betas: Vec<f64> = (0..t)
+            .map(|i| start + (end - start) * i as f64 / (t.max(2) - 1) as f64)
+            .collect();
+        let mut acc = 1.0;
+        let alphas_cumprod = betas
+            .iter()
+            .map(|b| {
+                acc *= 1.0 - b;
+                acc
+            })
+            .collect();
+        Self { betas, alphas_cumprod }
+    }
+
+    /// CipherDM's schedule: T = 1000, β from 1e-4 to 0.02.
+    pub fn cipherdm() -> Self {
+        Self::linear(1000, 1e-4, 0.02)
+    }
+
+    /// Number of timesteps T.
+    pub fn len(&self) -> usize {
+        self.betas.len()
+    }
+
+    /// Whether the schedule is empty.
+    pub fn is_empty(&self) -> bool {
+        self.betas.is_empty()
+    }
+
+    /// Seed 2's score-guidance weight `w_t = σ_t/α_t` with `α_t = √ᾱ_t`, `σ_t = √(1 − ᾱ_t)`.
+    pub fn snr_weight(&self, t: usize) -> f64 {
+        let a = self.alphas_cumprod[t];
+        ((1.0 - a) / a).sqrt()
+    }
+
+    /// `x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε` (the forward process, for training).
+    pub fn add_noise(&self, x0: f64, eps: f64, t: usize) -> f64 {
+        let a = self.alphas_cumprod[t];
+        a.sqrt() * x0 + (1.0 - a).sqrt() * eps
+    }
+}
+
+/// DDIM options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DdimConfig {
+    /// Number of model calls.
+    pub steps: usize,
+    /// Stochasticity η (0: deterministic DDIM).
+    pub eta: f64,
+    /// Clip the predicted x̂0 to `[-1, 1]`.
+    pub clip_x0: bool,
+    /// Added to the uniform grid `0, c, 2c, …` (CipherDM: 1, giving `[1, 21, …, 981]`).
+    pub offset: usize,
+    /// CipherDM's quirk: the last step goes to `ᾱ[0]` instead of 1.
+    pub final_alpha_quirk: bool,
+}
+
+impl DdimConfig {
+    /// CipherDM's sampler: 50 uniform steps `[1, 21, …, 981]`, η = 0, x̂0 clipped, the
+    /// last step to `ᾱ[0]`.
+    pub fn cipherdm() -> Self {
+        Self {
+            steps: 50,
+            eta: 0.0,
+            clip_x0: true,
+            offset: 1,
+            final_alpha_quirk: true,
+        }
+    }
+
+    /// The timesteps in sampling order (descending), each with its predecessor
+    /// (`None` for the final step).
+    pub fn timesteps(&self, total: usize) -> Result<Vec<(usize, Option<usize>)>, ModelError> {
+        if self.steps == 0 || self.steps > total {
+            return Err(ModelError::Config(format!("DDIM needs 1..={total} steps, got {}", self.steps)));
+        }
+        let c = total / self.steps;
+        let seq: Vec<usize> = (0..self.steps).map(|i| i * c + self.offset).collect();
+        if seq.last().is_some_and(|&t| t >= total) {
+            return Err(ModelError::Config(format!("offset {} runs past T = {total}", self.offset)));
+        }
+        Ok((0..self.steps)
+            .rev()
+            .map(|i| (seq[i], i.checked_sub(1).map(|j| seq[j])))
+            .collect())
+    }
+}
+
+/// How the noise prediction is steered.
+pub enum Guidance<'a> {
+    /// The model's conditional prediction as is.
+    None,
+    /// `ε = (1 + w)·ε(x, y) − w·ε(x, mean class)`.
+    ClassifierFree {
+        /// Strength w.
+        w: f64,
+    },
+    /// Seed 2's score guidance: `ε̃ = ε̂ + γ_t (ε_unc − ε̂)`, `γ_t = η·σ_t/α_t`, where
+    /// `ε_unc` comes from an unconditional trajectory of `reference` (the exact model,
+    /// condition [`Condition::Mean`]) started from the same noise.
+    Score {
+        /// Learning rate η (paper: 0.1).
+        eta: f64,
+        /// The exactly evaluated model.
+        reference: &'a mut dyn Denoiser,
+    },
+}
+
+/// Standard normal samples from a seeded stream (Box–Muller).
+pub fn normal(rng: &mut ChaCha12Rng, n: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n + 1);
+    while out.len() < n {
+        // 53-bit uniforms in (0, 1].
+        let u1 = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let r = (-2.0 * u1.ln()).sqrt();
+        let th = 2.0 * core::f64::consts::PI * u2;
+        out.push(r * th.cos());
+        out.push(r * th.sin());
+    }
+    out.truncate(n);
+    out
+}
+
+/// Initial noise `x_T` of shape `shape` from `seed`.
+pub fn initial_noise(seed: u64, shape: Vec<usize>) -> Tensor<f64> {
+    let n = shape.iter().product();
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    Tensor::new(shape, normal(&mut rng, n)).expect("normal returns n values")
+}
+
+fn guided_eps(
+    model: &mut dyn Denoiser,
+    x: &Tensor<f64>,
+    t: usize,
+    conditions: &[Condition],
+    guidance: &mut Guidance<'_>,
+    unconditional: Option<&Tensor<f64>>,
+    gamma: f64,
+) -> Result<Tensor<f64>, ModelError> {
+    let eps = model.eps(x, t, conditions)?;
+    match guidance {
+        Guidance::None => Ok(eps),
+        Guidance::ClassifierFree { w } => {
+            let mean = vec![Condition::Mean; conditions.len()];
+            let u = model.eps(x, t, &mean)?;
+            let w = *w;
+            zip(&eps, &u, |c, u| (1.0 + w) * c - w * u)
+        }
+        Guidance::Score { .. } => {
+            let u = unconditional.expect("score guidance passes the unconditional score");
+            zip(&eps, u, |e, u| e + gamma * (u - e))
+        }
+    }
+}
+
+fn zip(a: &Tensor<f64>, b: &Tensor<f64>, f: impl Fn(f64, f64) -> f64) -> Result<Tensor<f64>, ModelError> {
+    if a.shape() != b.shape() {
+        return Err(ModelError::Shape(format!("{:?} vs {:?}", a.shape(), b.shape())));
+    }
+    Tensor::new(a.shape().to_vec(), a.data().iter().zip(b.data()).map(|(&x, &y)| f(x, y)).collect())
+}
+
+/// Runs DDIM from `x_t` (shape `(B, C, H, W)`) with one condition per batch item. `seed`
+/// drives the η-noise (unused when η = 0). Returns `x_0`.
+pub fn ddim(
+    schedule: &Schedule,
+    config: &DdimConfig,
+    model: &mut dyn Denoiser,
+    x_t: Tensor<f64>,
+    conditions: &[Condition],
+    mut guidance: Guidance<'_>,
+    seed: u64,
+) -> Result<Tensor<f64>, ModelError> {
+    check_batch(&x_t, conditions)?;
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let mut x = x_t;
+    let mut x_unc = matches!(guidance, Guidance::Score { .. }).then(|| x.clone());
+    let mean = vec![Condition::Mean; conditions.len()];
+    for (t, prev) in config.timesteps(schedule.len())? {
+        let a_t = schedule.alphas_cumprod[t];
+        let a_prev = match prev {
+            Some(p) => schedule.alphas_cumprod[p],
+            None if config.final_alpha_quirk => schedule.alphas_cumprod[0],
+            None => 1.0,
+        };
+        let sigma = config.eta * ((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev)).max(0.0).sqrt();
+        let noise = (sigma > 0.0).then(|| normal(&mut rng, x.len()));
+        let step = |x: &Tensor<f64>, eps: &Tensor<f64>| -> Result<Tensor<f64>, ModelError> {
+            let dir = (1.0 - a_prev - sigma * sigma).max(0.0).sqrt();
+            let data = x
+                .data()
+                .iter()
+                .zip(eps.data())
+                .enumerate()
+                .map(|(i, (&xv, &e))| {
+                    let mut x0 = (xv - (1.0 - a_t).sqrt() * e) / a_t.sqrt();
+                    if config.clip_x0 {
+                        x0 = x0.clamp(-1.0, 1.0);
+                    }
+                    a_prev.sqrt() * x0 + dir * e + noise.as_ref().map_or(0.0, |n| sigma * n[i])
+                })
+                .collect();
+            Tensor::new(x.shape().to_vec(), data)
+        };
+        let mut unc_eps = None;
+        if let (Some(xu), Guidance::Score { reference, .. }) = (&x_unc, &mut guidance) {
+            let e = reference.eps(xu, t, &mean)?;
+            x_unc = Some(step(xu, &e)?);
+            unc_eps = Some(e);
+        }
+        let gamma = match &guidance {
+            Guidance::Score { eta, .. } => eta * schedule.snr_weight(t),
+            _ => 0.0,
+        };
+        let eps = guided_eps(model, &x, t, conditions, &mut guidance, unc_eps.as_ref(), gamma)?;
+        x = step(&x, &eps)?;
+    }
+    Ok(x)
+}
+
+/// Runs the 1000-step ancestral DDPM sampler from `x_T`; `seed` drives the per-step noise.
+pub fn ddpm(
+    schedule: &Schedule,
+    model: &mut dyn Denoiser,
+    x_t: Tensor<f64>,
+    conditions: &[Condition],
+    mut guidance: Guidance<'_>,
+    seed: u64,
+) -> Result<Tensor<f64>, ModelError> {
+    check_batch(&x_t, conditions)?;
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let mut x = x_t;
+    let mut x_unc = matches!(guidance, Guidance::Score { .. }).then(|| x.clone());
+    let mean = vec![Condition::Mean; conditions.len()];
+    for t in (0..schedule.len()).rev() {
+        let (b, a_bar) = (schedule.betas[t], schedule.alphas_cumprod[t]);
+        let coeff = b / (1.0 - a_bar).sqrt();
+        let noise = (t > 0).then(|| normal(&mut rng, x.len()));
+        let step = |x: &Tensor<f64>, eps: &Tensor<f64>| {
+            let data = x
+                .data()
+                .iter()
+                .zip(eps.data())
+                .enumerate()
+                .map(|(i, (&xv, &e))| {
+                    (xv - coeff * e) / (1.0 - b).sqrt() + noise.as_ref().map_or(0.0, |n| b.sqrt() * n[i])
+                })
+                .collect();
+            Tensor::new(x.shape().to_vec(), data)
+        };
+        let mut unc_eps = None;
+        if let (Some(xu), Guidance::Score { reference, .. }) = (&x_unc, &mut guidance) {
+            let e = reference.eps(xu, t, &mean)?;
+            x_unc = Some(step(xu, &e)?);
+            unc_eps = Some(e);
+        }
+        let gamma = match &guidance {
+            Guidance::Score { eta, .. } => eta * schedule.snr_weight(t),
+            _ => 0.0,
+        };
+        let eps = guided_eps(model, &x, t, conditions, &mut guidance, unc_eps.as_ref(), gamma)?;
+        x = step(&x, &eps)?;
+    }
+    Ok(x)
+}
+
+fn check_batch(x: &Tensor<f64>, conditions: &[Condition]) -> Result<(), ModelError> {
+    match x.shape().first() {
+        Some(&b) if b == conditions.len() && x.shape().len() == 4 => Ok(()),
+        _ => Err(ModelError::Shape(format!(
+            "x_T {:?} needs (B, C, H, W) with B = {} conditions",
+            x.shape(),
+            conditions.len()
+        ))),
+    }
+}
