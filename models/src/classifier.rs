@@ -22,7 +22,7 @@ pub fn graph(head: bool) -> Result<Graph, ModelError> {
     let x = g.input("x", vec![1, 28, 28]);
     let mut h = x;
     // (name, channels, stride)
-    for (name, c, s) in [("conv1", 32, 1), ("conv2", 32, 2), ("conv3", 64, 1), ("conv4", 64, 2), ("conv5", 64, 1)] {
+    for (name, c, s) in [("conv1", 16, 1), ("conv2", 32, 2), ("conv3", 64, 1), ("conv4", 64, 2), ("conv5", 64, 1)] {
         h = g.conv_general(name, h, c, 3, s, [(1, 1); 2], 1, true)?;
         h = g.act(&format!("{name}.relu"), h, Activation::Relu);
     }

@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod classifier;
+pub mod commands;
 pub mod error;
 pub mod graph;
 pub mod image;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod mnist;
 pub mod model;
 pub mod plain;
+pub mod results;
 pub mod schedule;
 pub mod tensor;
 pub mod tiny;

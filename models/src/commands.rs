@@ -1,0 +1,255 @@
+//! The `cipherdm` tool's commands, as library functions (so tests can call them).
+
+use std::path::{Path, PathBuf};
+
+use cipherdm_kernel::approx::Profile;
+
+use crate::backend::run;
+use crate::classifier;
+use crate::error::ModelError;
+use crate::image::write_grid;
+use crate::mnist::{Mnist, Split};
+use crate::model::{Model, PlainDenoiser};
+use crate::plain::{Nonlinearity, PlainBackend};
+use crate::schedule::{ddim, initial_noise, Condition, DdimConfig, Guidance, Schedule};
+use crate::tensor::Tensor;
+use crate::unet2d;
+use crate::weights::Weights;
+
+/// The folder of the weights the project ships (`models/weights`).
+pub fn weights_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("weights")
+}
+
+/// Path of the shipped `cipherdm-tiny` weights.
+pub fn tiny_path() -> PathBuf {
+    weights_dir().join("cipherdm-tiny.safetensors")
+}
+
+/// Path of the shipped `mnist` diffusers folder.
+pub fn mnist_dir() -> PathBuf {
+    weights_dir().join("mnist")
+}
+
+/// Path of the shipped classifier weights.
+pub fn classifier_path() -> PathBuf {
+    weights_dir().join("classifier.safetensors")
+}
+
+/// A shipped diffusion model by name (`tiny` or `mnist`) with its weights.
+pub fn shipped_model(name: &str) -> Result<(Model, Weights<f64>), ModelError> {
+    match name {
+        "tiny" => {
+            let m = Model::tiny()?;
+            let w = m.load_weights(tiny_path())?;
+            Ok((m, w))
+        }
+        "mnist" => {
+            let m = Model::unet2d(unet2d::Config::load(mnist_dir())?)?;
+            let w = m.load_weights(mnist_dir())?;
+            Ok((m, w))
+        }
+        other => Err(ModelError::Config(format!("unknown model `{other}` (tiny or mnist)"))),
+    }
+}
+
+/// Parses `exact` or a profile name.
+pub fn parse_nonlinearity(s: &str) -> Result<Nonlinearity, ModelError> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "exact" => Nonlinearity::Exact,
+        "cipherdm" => Nonlinearity::Approx(Profile::CipherDm),
+        "precise" => Nonlinearity::Approx(Profile::Precise),
+        "loose" => Nonlinearity::Approx(Profile::Loose),
+        "accurate" => Nonlinearity::Approx(Profile::Accurate),
+        other => {
+            return Err(ModelError::Config(format!(
+                "unknown profile `{other}` (exact, cipherdm, precise, loose, accurate)"
+            )))
+        }
+    })
+}
+
+/// Parses a comma-separated list of labels, each below `classes`.
+pub fn parse_labels(s: &str, classes: usize) -> Result<Vec<usize>, ModelError> {
+    s.split(',')
+        .map(|p| {
+            let v: usize = p.trim().parse().map_err(|_| ModelError::Config(format!("label `{p}` is not a number")))?;
+            if v >= classes {
+                return Err(ModelError::Config(format!("label {v} out of 0..{classes}")));
+            }
+            Ok(v)
+        })
+        .collect()
+}
+
+/// Samples `labels` with DDIM in plaintext and writes a PNG grid; returns the samples.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_plain(
+    model: &Model,
+    weights: &Weights<f64>,
+    nonlinearity: Nonlinearity,
+    labels: &[usize],
+    guidance_eta: f64,
+    steps: usize,
+    seed: u64,
+) -> Result<Tensor<f64>, ModelError> {
+    let mut net = PlainDenoiser::new(model.clone(), weights.clone(), nonlinearity)?;
+    let mut exact = PlainDenoiser::new(model.clone(), weights.clone(), Nonlinearity::Exact)?;
+    let [c, h, w] = model.image_shape();
+    let x_t = initial_noise(seed, vec![labels.len(), c, h, w]);
+    let conds: Vec<Condition> = labels.iter().map(|&l| Condition::Class(l)).collect();
+    let cfg = DdimConfig { steps, ..DdimConfig::cipherdm() };
+    let guidance = if guidance_eta > 0.0 {
+        Guidance::Score { eta: guidance_eta, reference: &mut exact }
+    } else {
+        Guidance::None
+    };
+    ddim(&Schedule::cipherdm(), &cfg, &mut net, x_t, &conds, guidance, seed)
+}
+
+/// `cipherdm plain-sample`.
+pub fn plain_sample(
+    model: &str,
+    labels: &str,
+    profile: &str,
+    guidance: f64,
+    steps: usize,
+    seed: u64,
+    out: &Path,
+) -> Result<(), ModelError> {
+    let (m, w) = shipped_model(model)?;
+    let labels = parse_labels(labels, m.classes())?;
+    let n = parse_nonlinearity(profile)?;
+    let x = sample_plain(&m, &w, n, &labels, guidance, steps, seed)?;
+    write_grid(out, &x, labels.len().min(10))?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// The shipped classifier's predictions and penultimate features for a batch of images
+/// in `[-1, 1]`.
+pub struct Classifier {
+    logits: PlainBackend<f32>,
+    features: PlainBackend<f32>,
+    head: crate::graph::Graph,
+    body: crate::graph::Graph,
+}
+
+impl Classifier {
+    /// Loads the shipped classifier.
+    pub fn shipped() -> Result<Self, ModelError> {
+        let head = classifier::graph(true)?;
+        let body = classifier::graph(false)?;
+        let w: Weights<f32> = Weights::load(&head, classifier_path())?;
+        let mut wb = Weights::default();
+        for spec in &body.weights {
+            wb.insert(spec.name.clone(), w.get(&spec.name)?.clone());
+        }
+        Ok(Self {
+            logits: PlainBackend::new(w, Nonlinearity::Exact),
+            features: PlainBackend::new(wb, Nonlinearity::Exact),
+            head,
+            body,
+        })
+    }
+
+    /// Predicted classes of `x` `(B, 1, 28, 28)`.
+    pub fn predict(&mut self, x: &Tensor<f32>) -> Result<Vec<usize>, ModelError> {
+        let l = run(&self.head, &mut self.logits, vec![("x", x.clone())])?;
+        Ok(l.data()
+            .chunks(classifier::CLASSES)
+            .map(|r| (0..r.len()).fold(0, |b, i| if r[i] > r[b] { i } else { b }))
+            .collect())
+    }
+
+    /// Penultimate features of `x`, `B × 64` values.
+    pub fn features(&mut self, x: &Tensor<f32>) -> Result<Vec<f64>, ModelError> {
+        let f = run(&self.body, &mut self.features, vec![("x", x.clone())])?;
+        Ok(f.data().iter().map(|&v| v as f64).collect())
+    }
+}
+
+/// `cipherdm eval-classifier`: test-set accuracy of the shipped classifier.
+pub fn eval_classifier() -> Result<(), ModelError> {
+    let acc = classifier_test_accuracy()?;
+    println!("classifier test accuracy: {:.2} %", 100.0 * acc);
+    Ok(())
+}
+
+/// Accuracy of the shipped classifier on the 10,000 MNIST test digits.
+pub fn classifier_test_accuracy() -> Result<f64, ModelError> {
+    let mut c = Classifier::shipped()?;
+    let test = Mnist::load(Split::Test)?;
+    let mut hits = 0;
+    for start in (0..test.len()).step_by(500) {
+        let idx: Vec<usize> = (start..(start + 500).min(test.len())).collect();
+        let p = c.predict(&test.batch(&idx))?;
+        hits += idx.iter().zip(p).filter(|(i, p)| test.labels[**i] as usize == *p).count();
+    }
+    Ok(hits as f64 / test.len() as f64)
+}
+
+/// `cipherdm train` (needs the `train` feature).
+pub fn train(
+    model: &str,
+    steps: Option<usize>,
+    batch: usize,
+    lr: Option<f64>,
+    seed: u64,
+    out: Option<PathBuf>,
+) -> Result<(), ModelError> {
+    #[cfg(feature = "train")]
+    {
+        use crate::train::{train_classifier, train_diffusion, TrainConfig};
+        let start = std::time::Instant::now();
+        let data = Mnist::load(Split::Train)?;
+        let cfg = |default_steps: usize, default_lr: f64| TrainConfig {
+            steps: steps.unwrap_or(default_steps),
+            batch,
+            lr: lr.unwrap_or(default_lr),
+            ema: 0.999,
+            seed,
+            log_every: if steps.is_some_and(|s| s < 1000) { 10 } else { 100 },
+        };
+        match model {
+            "tiny" => {
+                let m = Model::tiny()?;
+                let w = train_diffusion(&m, &data.filter(&[0, 1]), &cfg(3000, 1e-3))?;
+                let out = out.unwrap_or_else(tiny_path);
+                w.save(&m.graph, &out)?;
+                eprintln!("wrote {} after {:.0} s", out.display(), start.elapsed().as_secs_f64());
+            }
+            "mnist" => {
+                let config = unet2d::Config::mnist();
+                let m = Model::unet2d(config.clone())?;
+                let w = train_diffusion(&m, &data, &cfg(1800, 7e-4))?;
+                let out = out.unwrap_or_else(mnist_dir);
+                std::fs::create_dir_all(&out).map_err(|e| ModelError::io(&out, e))?;
+                config.save(&out)?;
+                w.save(&m.graph, out.join("diffusion_pytorch_model.safetensors"))?;
+                eprintln!("wrote {} after {:.0} s", out.display(), start.elapsed().as_secs_f64());
+            }
+            "classifier" => {
+                let g = classifier::graph(true)?;
+                let w = train_classifier(&g, &data, &cfg(6000, 2e-3))?;
+                let out = out.unwrap_or_else(classifier_path);
+                w.save(&g, &out)?;
+                eprintln!("wrote {} after {:.0} s", out.display(), start.elapsed().as_secs_f64());
+            }
+            other => return Err(ModelError::Config(format!("unknown model `{other}` (tiny, mnist, classifier)"))),
+        }
+        Ok(())
+    }
+    #[cfg(not(feature = "train"))]
+    {
+        let _ = (model, steps, batch, lr, seed, out);
+        Err(ModelError::Config(
+            "this build has no training backend: rebuild with `--features train`".into(),
+        ))
+    }
+}
+
+/// `cipherdm results`: defined in [`crate::results`].
+pub fn results(samples: usize, models: &str, out: &Path) -> Result<(), ModelError> {
+    crate::results::run(samples, models, out)
+}

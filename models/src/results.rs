@@ -1,0 +1,234 @@
+//! `cipherdm results`: the plaintext-approximate analogue of seed 2's Table 4, written to
+//! `RESULTS.md` with one PNG grid per row.
+//!
+//! For each model, every approximation profile (and the exact model) samples the same
+//! requested labels from the same initial noise with 50-step DDIM, without and with score
+//! guidance. The unconditional trajectory that score guidance needs does not depend on the
+//! profile or on η, so it is computed once per model ([`PrecomputedScores`]), as a model
+//! owner would precompute it offline. Samples are scored by the shipped classifier:
+//! accuracy and macro F1 against the requested labels, and the Fréchet distance of its
+//! penultimate features against the MNIST test digits of the same classes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::commands::{shipped_model, Classifier};
+use crate::error::ModelError;
+use crate::image::write_grid;
+use crate::metrics::{accuracy, frechet_distance, gaussian_fit, macro_f1};
+use crate::mnist::{Mnist, Split};
+use crate::model::{Model, PlainDenoiser};
+use crate::plain::Nonlinearity;
+use crate::schedule::{ddim, initial_noise, Condition, DdimConfig, Denoiser, Guidance, Schedule};
+use crate::tensor::Tensor;
+use crate::weights::Weights;
+use cipherdm_kernel::approx::Profile;
+
+/// Records a denoiser's outputs by timestep, then replays them: the unconditional scores
+/// of score guidance, computed once from the public initial noise and reused by every run
+/// that starts from the same noise.
+#[derive(Debug, Default)]
+pub struct PrecomputedScores {
+    by_t: BTreeMap<usize, Tensor<f64>>,
+}
+
+impl PrecomputedScores {
+    /// Runs the unconditional DDIM trajectory of `reference` from `x_t` and keeps every
+    /// step's ε.
+    pub fn compute(
+        schedule: &Schedule,
+        config: &DdimConfig,
+        reference: &mut dyn Denoiser,
+        x_t: Tensor<f64>,
+    ) -> Result<Self, ModelError> {
+        struct Rec<'a> {
+            inner: &'a mut dyn Denoiser,
+            by_t: BTreeMap<usize, Tensor<f64>>,
+        }
+        impl Denoiser for Rec<'_> {
+            fn eps(&mut self, x: &Tensor<f64>, t: usize, c: &[Condition]) -> Result<Tensor<f64>, ModelError> {
+                let e = self.inner.eps(x, t, c)?;
+                self.by_t.insert(t, e.clone());
+                Ok(e)
+            }
+        }
+        let b = x_t.shape()[0];
+        let mut rec = Rec { inner: reference, by_t: BTreeMap::new() };
+        ddim(schedule, config, &mut rec, x_t, &vec![Condition::Mean; b], Guidance::None, 0)?;
+        Ok(Self { by_t: rec.by_t })
+    }
+}
+
+impl Denoiser for PrecomputedScores {
+    fn eps(&mut self, x: &Tensor<f64>, t: usize, _: &[Condition]) -> Result<Tensor<f64>, ModelError> {
+        let e = self
+            .by_t
+            .get(&t)
+            .ok_or_else(|| ModelError::Config(format!("no precomputed score for t = {t}")))?;
+        if e.shape() != x.shape() {
+            return Err(ModelError::Shape(format!("precomputed scores are {:?}, asked for {:?}", e.shape(), x.shape())));
+        }
+        Ok(e.clone())
+    }
+}
+
+/// One row of the table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Profile name (`exact` or a profile).
+    pub profile: String,
+    /// Score-guidance η (0 = none).
+    pub eta: f64,
+    /// Accuracy against the requested labels.
+    pub accuracy: f64,
+    /// Macro F1.
+    pub f1: f64,
+    /// Classifier-feature Fréchet distance to the test digits.
+    pub frechet: f64,
+    /// PNG file name.
+    pub png: String,
+    /// Wall time of the row.
+    pub seconds: f64,
+}
+
+fn nonlinearities() -> Vec<(&'static str, Nonlinearity)> {
+    vec![
+        ("exact", Nonlinearity::Exact),
+        ("CipherDm", Nonlinearity::Approx(Profile::CipherDm)),
+        ("Precise", Nonlinearity::Approx(Profile::Precise)),
+        ("Loose", Nonlinearity::Approx(Profile::Loose)),
+        ("Accurate", Nonlinearity::Approx(Profile::Accurate)),
+    ]
+}
+
+/// Guidance strengths of the study: none, the paper's 0.1, and 0.3.
+pub const ETAS: [f64; 3] = [0.0, 0.1, 0.3];
+
+fn to_f32_images(x: &Tensor<f64>) -> Tensor<f32> {
+    x.map(|v| v.clamp(-1.0, 1.0)).cast()
+}
+
+/// Scores one model: returns its rows. `tag` names the PNGs.
+pub fn study(
+    tag: &str,
+    model: &Model,
+    weights: &Weights<f64>,
+    samples: usize,
+    out: &Path,
+    classifier: &mut Classifier,
+) -> Result<Vec<Row>, ModelError> {
+    let classes = model.classes();
+    let labels: Vec<usize> = (0..samples).map(|i| i % classes).collect();
+    let conds: Vec<Condition> = labels.iter().map(|&l| Condition::Class(l)).collect();
+    let [c, h, w] = model.image_shape();
+    let x_t = initial_noise(2024, vec![samples, c, h, w]);
+    let schedule = Schedule::cipherdm();
+    let cfg = DdimConfig::cipherdm();
+    let w32 = weights.cast::<f32>();
+    // Reference statistics: test digits of the requested classes.
+    let test = Mnist::load(Split::Test)?.filter(&(0..classes as u8).collect::<Vec<_>>());
+    let idx: Vec<usize> = (0..test.len()).collect();
+    let mut feats = Vec::new();
+    for chunk in idx.chunks(500) {
+        feats.extend(classifier.features(&test.batch(chunk))?);
+    }
+    let (m_ref, c_ref) = gaussian_fit(&feats, crate::classifier::FEATURES)?;
+
+    let t0 = Instant::now();
+    let mut exact = PlainDenoiser::new(model.clone(), w32.clone(), Nonlinearity::Exact)?;
+    let mut unc = PrecomputedScores::compute(&schedule, &cfg, &mut exact, x_t.clone())?;
+    eprintln!("[{tag}] unconditional scores: {:.0} s", t0.elapsed().as_secs_f64());
+
+    let mut rows = Vec::new();
+    for (name, nl) in nonlinearities() {
+        let mut net = PlainDenoiser::new(model.clone(), w32.clone(), nl)?;
+        for eta in ETAS {
+            let t0 = Instant::now();
+            let guidance = if eta > 0.0 {
+                Guidance::Score { eta, reference: &mut unc }
+            } else {
+                Guidance::None
+            };
+            let x0 = ddim(&schedule, &cfg, &mut net, x_t.clone(), &conds, guidance, 0)?;
+            let imgs = to_f32_images(&x0);
+            let mut pred = Vec::new();
+            let mut f = Vec::new();
+            for start in (0..samples).step_by(500) {
+                let b = imgs.batch_slice(start, 500.min(samples - start))?;
+                pred.extend(classifier.predict(&b)?);
+                f.extend(classifier.features(&b)?);
+            }
+            let (m, cv) = gaussian_fit(&f, crate::classifier::FEATURES)?;
+            let png = format!("{tag}-{}-eta{eta}.png", name.to_ascii_lowercase());
+            write_grid(out.join(&png), &x0.batch_slice(0, samples.min(50))?, 10)?;
+            let row = Row {
+                profile: name.to_string(),
+                eta,
+                accuracy: accuracy(&labels, &pred),
+                f1: macro_f1(&labels, &pred),
+                frechet: frechet_distance(&m, &cv, &m_ref, &c_ref),
+                png,
+                seconds: t0.elapsed().as_secs_f64(),
+            };
+            eprintln!(
+                "[{tag}] {:<8} η={:<4} acc {:.3} F1 {:.3} FD {:.2} ({:.0} s)",
+                row.profile, row.eta, row.accuracy, row.f1, row.frechet, row.seconds
+            );
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// Runs the study for `models` (`tiny`, `mnist` or `both`) and writes `out/RESULTS.md`.
+pub fn run(samples: usize, models: &str, out: &Path) -> Result<(), ModelError> {
+    if samples < 2 {
+        return Err(ModelError::Config("need at least 2 samples per row".into()));
+    }
+    let names: Vec<&str> = match models {
+        "both" => vec!["tiny", "mnist"],
+        "tiny" | "mnist" => vec![models],
+        other => return Err(ModelError::Config(format!("unknown model set `{other}`"))),
+    };
+    let pngs = out.join("results");
+    std::fs::create_dir_all(&pngs).map_err(|e| ModelError::io(&pngs, e))?;
+    let mut classifier = Classifier::shipped()?;
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# Approximation quality in plaintext-approximate mode\n\n\
+         Regenerate with `cargo run --release -p cipherdm-models --bin cipherdm -- results --samples {samples} --models {models}`.\n\n\
+         DDIM, 50 steps (CipherDM's sampler: `[1, 21, …, 981]`, x̂0 clipped, η_DDIM = 0), {samples} samples per row with \
+         labels cycling over the model's classes, the same initial noise for every row, f32 network. \
+         *Profile* is the approximation of SiLU and of the softmax exp (the `plain-approx` backend); \
+         *η* is seed 2's score-guidance strength (γ_t = η·σ_t/α_t, unconditional = mean class embedding, computed exactly). \
+         Accuracy and macro F1 use the project's classifier against the requested labels; \
+         *classifier-FD* is the Fréchet distance between Gaussian fits of that classifier's 64 penultimate features for the samples \
+         and for the MNIST test digits of the same classes (FID's formula on a small MNIST classifier, not Inception: \
+         comparable only within this page).\n"
+    );
+    for name in names {
+        let (model, weights) = shipped_model(name)?;
+        let rows = study(name, &model, &weights, samples, &pngs, &mut classifier)?;
+        let _ = writeln!(md, "\n## `{name}`\n\n| profile | η | accuracy | F1 | classifier-FD | samples | time |\n|---|---|---|---|---|---|---|");
+        for r in &rows {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.3} | {:.3} | {:.2} | [png](results/{}) | {:.0} s |",
+                r.profile,
+                if r.eta == 0.0 { "–".to_string() } else { r.eta.to_string() },
+                r.accuracy,
+                r.f1,
+                r.frechet,
+                r.png,
+                r.seconds
+            );
+        }
+    }
+    let file = out.join("RESULTS.md");
+    std::fs::write(&file, md).map_err(|e| ModelError::io(&file, e))?;
+    eprintln!("wrote {}", file.display());
+    Ok(())
+}

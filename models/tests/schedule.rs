@@ -1,0 +1,114 @@
+//! Schedule constants against hand-computed values, and sampler behaviour.
+
+use cipherdm_models::schedule::{ddim, ddpm, initial_noise, Condition, DdimConfig, Denoiser, Guidance, Schedule};
+use cipherdm_models::{ModelError, Tensor};
+
+#[test]
+fn linear_schedule_constants() {
+    let s = Schedule::cipherdm();
+    assert_eq!(s.len(), 1000);
+    assert!((s.betas[0] - 1e-4).abs() < 1e-18);
+    assert!((s.betas[999] - 0.02).abs() < 1e-17);
+    // β_1 = 1e-4 + 0.0199/999.
+    let b1 = 1e-4 + 0.0199 / 999.0;
+    assert!((s.betas[1] - b1).abs() < 1e-18);
+    assert!((s.alphas_cumprod[1] - 0.9999 * (1.0 - b1)).abs() < 1e-15);
+    // ᾱ_999 = Π(1 − β_t) ≈ 4.0358e-5 (computed by hand in log space).
+    let log: f64 = s.betas.iter().map(|b| (1.0 - b).ln()).sum();
+    assert!((s.alphas_cumprod[999] - log.exp()).abs() < 1e-15);
+    assert!((s.alphas_cumprod[999] - 4.0358e-5).abs() < 1e-8);
+    // w_t = σ/α at t = 0: √(1e-4/0.9999).
+    assert!((s.snr_weight(0) - (1e-4f64 / 0.9999).sqrt()).abs() < 1e-15);
+}
+
+#[test]
+fn ddim_timesteps_are_cipherdms() {
+    let steps = DdimConfig::cipherdm().timesteps(1000).unwrap();
+    assert_eq!(steps.len(), 50);
+    assert_eq!(steps[0], (981, Some(961)));
+    assert_eq!(steps[48], (21, Some(1)));
+    assert_eq!(steps[49], (1, None));
+    let bad = DdimConfig { steps: 0, ..DdimConfig::cipherdm() };
+    assert!(matches!(bad.timesteps(1000), Err(ModelError::Config(_))));
+    let bad = DdimConfig { offset: 20, ..DdimConfig::cipherdm() };
+    assert!(matches!(bad.timesteps(1000), Err(ModelError::Config(_))));
+}
+
+/// ε(x) = x·k: a linear "model" with a closed-form DDIM step.
+struct Linear(f64);
+impl Denoiser for Linear {
+    fn eps(&mut self, x: &Tensor<f64>, _: usize, _: &[Condition]) -> Result<Tensor<f64>, ModelError> {
+        Ok(x.map(|v| v * self.0))
+    }
+}
+
+#[test]
+fn one_ddim_step_by_hand_and_the_final_alpha_quirk() {
+    let s = Schedule::cipherdm();
+    let x = Tensor::new(vec![1, 1, 1, 2], vec![0.5, -0.25]).unwrap();
+    for quirk in [true, false] {
+        let cfg = DdimConfig { steps: 1, offset: 1, clip_x0: false, final_alpha_quirk: quirk, eta: 0.0 };
+        let out = ddim(&s, &cfg, &mut Linear(0.3), x.clone(), &[Condition::Class(0)], Guidance::None, 0).unwrap();
+        let a = s.alphas_cumprod[1];
+        let a_prev = if quirk { s.alphas_cumprod[0] } else { 1.0 };
+        for (o, &xv) in out.data().iter().zip(x.data()) {
+            let e = 0.3 * xv;
+            let x0 = (xv - (1.0 - a).sqrt() * e) / a.sqrt();
+            let want = a_prev.sqrt() * x0 + (1.0 - a_prev).sqrt() * e;
+            assert!((o - want).abs() < 1e-15, "quirk {quirk}");
+        }
+    }
+}
+
+#[test]
+fn clipping_bounds_x0_and_seeds_reproduce() {
+    let s = Schedule::cipherdm();
+    let x = initial_noise(9, vec![2, 1, 4, 4]);
+    let conds = [Condition::Class(0), Condition::Class(1)];
+    let cfg = DdimConfig { final_alpha_quirk: false, ..DdimConfig::cipherdm() };
+    // ε = −3x pushes x̂0 far outside [−1, 1]; with clipping the result stays inside.
+    let out = ddim(&s, &cfg, &mut Linear(-3.0), x.clone(), &conds, Guidance::None, 0).unwrap();
+    assert!(out.data().iter().all(|v| v.abs() <= 1.0 + 1e-12));
+    // Stochastic DDIM and DDPM: same seed, same result; other seed, other result.
+    let noisy = DdimConfig { eta: 1.0, ..cfg };
+    let a = ddim(&s, &noisy, &mut Linear(0.1), x.clone(), &conds, Guidance::None, 1).unwrap();
+    let b = ddim(&s, &noisy, &mut Linear(0.1), x.clone(), &conds, Guidance::None, 1).unwrap();
+    let c = ddim(&s, &noisy, &mut Linear(0.1), x.clone(), &conds, Guidance::None, 2).unwrap();
+    assert_eq!(a, b);
+    assert!(a.max_abs_diff(&c).unwrap() > 1e-3);
+    let a = ddpm(&s, &mut Linear(0.1), x.clone(), &conds, Guidance::None, 1).unwrap();
+    let b = ddpm(&s, &mut Linear(0.1), x.clone(), &conds, Guidance::None, 1).unwrap();
+    assert_eq!(a, b);
+    assert!(a.data().iter().all(|v| v.is_finite()));
+    // Wrong batch: typed error.
+    assert!(matches!(
+        ddim(&s, &cfg, &mut Linear(0.1), x, &conds[..1], Guidance::None, 0),
+        Err(ModelError::Shape(_))
+    ));
+}
+
+/// Returns `a` for class inputs and `b` for the mean condition.
+struct TwoValued(f64, f64);
+impl Denoiser for TwoValued {
+    fn eps(&mut self, x: &Tensor<f64>, _: usize, c: &[Condition]) -> Result<Tensor<f64>, ModelError> {
+        let v = if c[0] == Condition::Mean { self.1 } else { self.0 };
+        Ok(x.map(|_| v))
+    }
+}
+
+#[test]
+fn guidance_formulas() {
+    let s = Schedule::cipherdm();
+    let x = Tensor::new(vec![1, 1, 1, 1], vec![0.2]).unwrap();
+    let cfg = DdimConfig { steps: 1, offset: 500, clip_x0: false, final_alpha_quirk: false, eta: 0.0 };
+    let a = s.alphas_cumprod[500];
+    let step = |e: f64| (0.2 - (1.0 - a).sqrt() * e) / a.sqrt();
+    // Classifier-free: (1 + w)·c − w·u.
+    let out = ddim(&s, &cfg, &mut TwoValued(0.4, 0.1), x.clone(), &[Condition::Class(1)], Guidance::ClassifierFree { w: 2.0 }, 0).unwrap();
+    assert!((out.data()[0] - step(3.0 * 0.4 - 2.0 * 0.1)).abs() < 1e-12);
+    // Score guidance: ε̂ + η·σ/α·(ε_unc − ε̂), with ε_unc from the reference model.
+    let mut reference = TwoValued(9.0, -0.3);
+    let out = ddim(&s, &cfg, &mut TwoValued(0.4, 0.1), x, &[Condition::Class(1)], Guidance::Score { eta: 0.1, reference: &mut reference }, 0).unwrap();
+    let g = 0.1 * ((1.0 - a) / a).sqrt();
+    assert!((out.data()[0] - step(0.4 + g * (-0.3 - 0.4))).abs() < 1e-12);
+}

@@ -1,0 +1,58 @@
+//! The training backend (cargo feature `train`): it evaluates the same graphs as the plain
+//! backend, and a few steps of training run and learn. `.ci/run` runs this file with
+//! `--features train`.
+#![cfg(feature = "train")]
+
+use cipherdm_models::backend::run;
+use cipherdm_models::mnist::{Mnist, Split};
+use cipherdm_models::model::Model;
+use cipherdm_models::plain::{Nonlinearity, PlainBackend};
+use cipherdm_models::schedule::{initial_noise, Condition};
+use cipherdm_models::train::{train_classifier, train_diffusion, CandleBackend, TrainConfig};
+use cipherdm_models::{classifier, unet2d, Tensor};
+
+#[test]
+fn candle_and_plain_backends_agree_on_every_architecture() {
+    for model in [Model::tiny().unwrap(), Model::unet2d(unet2d::Config::mnist()).unwrap()] {
+        let mut cb = CandleBackend::init(&model.graph, 3).unwrap();
+        let w = cb.weights().unwrap();
+        let x = initial_noise(1, vec![2, 1, 28, 28]).cast::<f32>();
+        let conds = [Condition::Class(1), Condition::Mean];
+        let inputs = model.inputs(&x, 381, &conds).unwrap();
+        let got = cb.forward(&model.graph, inputs.clone()).unwrap();
+        let mut pb = PlainBackend::new(w, Nonlinearity::Exact);
+        let want = run(&model.graph, &mut pb, inputs).unwrap();
+        let d = got.max_abs_diff(&want).unwrap();
+        assert!(d < 1e-4, "{:?}: candle vs plain {d}", model.architecture);
+    }
+}
+
+#[test]
+fn a_few_steps_learn() {
+    let data = Mnist::load(Split::Train).unwrap();
+    let small = Mnist {
+        images: data.images[..64 * 784].to_vec(),
+        labels: data.labels[..64].to_vec(),
+    };
+    let cfg = TrainConfig { steps: 120, batch: 32, lr: 3e-3, ema: 0.9, seed: 5, log_every: 1000 };
+    let g = classifier::graph(true).unwrap();
+    let w = train_classifier(&g, &small, &cfg).unwrap();
+    let mut b = PlainBackend::new(w, Nonlinearity::Exact);
+    let idx: Vec<usize> = (0..64).collect();
+    let logits = run(&g, &mut b, vec![("x", small.batch(&idx))]).unwrap();
+    let hits = logits
+        .data()
+        .chunks(10)
+        .zip(&small.labels)
+        .filter(|(r, &l)| (0..10).fold(0, |b, i| if r[i] > r[b] { i } else { b }) == l as usize)
+        .count();
+    assert!(hits >= 40, "memorised only {hits}/64 training digits");
+
+    // Diffusion: three steps run, produce finite weights that load back through the checked loader.
+    let model = Model::tiny().unwrap();
+    let cfg = TrainConfig { steps: 3, batch: 2, lr: 1e-3, ema: 0.9, seed: 1, log_every: 1000 };
+    let w = train_diffusion(&model, &small.filter(&[0, 1]), &cfg).unwrap();
+    assert!(w.iter().all(|(_, t)| t.data().iter().all(|v| v.is_finite())));
+    let bytes = w.to_safetensors(&model.graph).unwrap();
+    assert_eq!(cipherdm_models::Weights::<f32>::from_safetensors(&model.graph, &bytes).unwrap(), w);
+}
