@@ -25,6 +25,15 @@ pub fn run<B: Backend>(
     let last = graph.last_uses();
     let mut values: Vec<Option<B::Value>> = (0..graph.nodes.len()).map(|_| None).collect();
     for (i, node) in graph.nodes.iter().enumerate() {
+        if !node.op.accepts_inputs(node.inputs.len()) {
+            return Err(crate::ModelError::Shape(format!(
+                "{}: {} inputs do not suit {:?}",
+                node.name,
+                node.inputs.len(),
+                node.op
+            ))
+            .into());
+        }
         let v = match &node.op {
             Op::Input(name) => {
                 let at = inputs.iter().position(|(n, _)| n == name).ok_or_else(|| {
@@ -33,11 +42,14 @@ pub fn run<B: Backend>(
                 inputs.swap_remove(at).1
             }
             _ => {
-                let args: Vec<&B::Value> = node
+                let args = node
                     .inputs
                     .iter()
-                    .map(|&v| values[v].as_ref().expect("graph inputs precede their uses"))
-                    .collect();
+                    .map(|&v| values.get(v).and_then(Option::as_ref))
+                    .collect::<Option<Vec<&B::Value>>>()
+                    .ok_or_else(|| {
+                        crate::ModelError::Shape(format!("{}: reads a value that is not live", node.name))
+                    })?;
                 backend.eval(node, &args)?
             }
         };
@@ -48,7 +60,8 @@ pub fn run<B: Backend>(
             }
         }
     }
-    Ok(values[graph.output]
-        .take()
-        .expect("the output is never dropped"))
+    values
+        .get_mut(graph.output)
+        .and_then(Option::take)
+        .ok_or_else(|| crate::ModelError::Shape("the graph output was never computed".into()).into())
 }

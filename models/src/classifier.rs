@@ -1,5 +1,6 @@
 //! The evaluation classifier: a small CNN over 28×28 digits, built with the same graph
-//! machinery (PyTorch layouts). Its 64-wide penultimate layer gives the features of the
+//! machinery (PyTorch layouts): five 3×3 convolutions (16, 32/2, 32, 64/2, 64 channels,
+//! stride 2 where marked), ReLU, flatten, dense 3136→64→10. Its 64-wide penultimate layer gives the features of the
 //! Fréchet distance in [`metrics`](crate::metrics).
 
 use crate::error::ModelError;
@@ -22,11 +23,17 @@ pub fn graph(head: bool) -> Result<Graph, ModelError> {
     let x = g.input("x", vec![1, 28, 28]);
     let mut h = x;
     // (name, channels, stride)
-    for (name, c, s) in [("conv1", 16, 1), ("conv2", 32, 2), ("conv3", 64, 1), ("conv4", 64, 2), ("conv5", 64, 1)] {
+    for (name, c, s) in [
+        ("conv1", 16, 1),
+        ("conv2", 32, 2),
+        ("conv3", 64, 1),
+        ("conv4", 64, 2),
+        ("conv5", 64, 1),
+    ] {
         h = g.conv_general(name, h, c, 3, s, [(1, 1); 2], 1, true)?;
         h = g.act(&format!("{name}.relu"), h, Activation::Relu);
     }
-    let h = g.global_mean_pool("pool", h)?;
+    let h = g.flatten("flatten", h)?;
     let h = g.dense("fc1", h, FEATURES)?;
     let h = g.act("fc1.relu", h, Activation::Relu);
     if !head {

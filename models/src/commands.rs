@@ -11,7 +11,7 @@ use crate::image::write_grid;
 use crate::mnist::{Mnist, Split};
 use crate::model::{Model, PlainDenoiser};
 use crate::plain::{Nonlinearity, PlainBackend};
-use crate::schedule::{ddim, initial_noise, Condition, DdimConfig, Guidance, Schedule};
+use crate::schedule::{Condition, DdimConfig, Guidance, Schedule, ddim, initial_noise};
 use crate::tensor::Tensor;
 use crate::unet2d;
 use crate::weights::Weights;
@@ -49,7 +49,9 @@ pub fn shipped_model(name: &str) -> Result<(Model, Weights<f64>), ModelError> {
             let w = m.load_weights(mnist_dir())?;
             Ok((m, w))
         }
-        other => Err(ModelError::Config(format!("unknown model `{other}` (tiny or mnist)"))),
+        other => Err(ModelError::Config(format!(
+            "unknown model `{other}` (tiny or mnist)"
+        ))),
     }
 }
 
@@ -64,7 +66,7 @@ pub fn parse_nonlinearity(s: &str) -> Result<Nonlinearity, ModelError> {
         other => {
             return Err(ModelError::Config(format!(
                 "unknown profile `{other}` (exact, cipherdm, precise, loose, accurate)"
-            )))
+            )));
         }
     })
 }
@@ -73,7 +75,10 @@ pub fn parse_nonlinearity(s: &str) -> Result<Nonlinearity, ModelError> {
 pub fn parse_labels(s: &str, classes: usize) -> Result<Vec<usize>, ModelError> {
     s.split(',')
         .map(|p| {
-            let v: usize = p.trim().parse().map_err(|_| ModelError::Config(format!("label `{p}` is not a number")))?;
+            let v: usize = p
+                .trim()
+                .parse()
+                .map_err(|_| ModelError::Config(format!("label `{p}` is not a number")))?;
             if v >= classes {
                 return Err(ModelError::Config(format!("label {v} out of 0..{classes}")));
             }
@@ -98,13 +103,27 @@ pub fn sample_plain(
     let [c, h, w] = model.image_shape();
     let x_t = initial_noise(seed, vec![labels.len(), c, h, w]);
     let conds: Vec<Condition> = labels.iter().map(|&l| Condition::Class(l)).collect();
-    let cfg = DdimConfig { steps, ..DdimConfig::cipherdm() };
+    let cfg = DdimConfig {
+        steps,
+        ..DdimConfig::cipherdm()
+    };
     let guidance = if guidance_eta > 0.0 {
-        Guidance::Score { eta: guidance_eta, reference: &mut exact }
+        Guidance::Score {
+            eta: guidance_eta,
+            reference: &mut exact,
+        }
     } else {
         Guidance::None
     };
-    ddim(&Schedule::cipherdm(), &cfg, &mut net, x_t, &conds, guidance, seed)
+    ddim(
+        &Schedule::cipherdm(),
+        &cfg,
+        &mut net,
+        x_t,
+        &conds,
+        guidance,
+        seed,
+    )
 }
 
 /// `cipherdm plain-sample`.
@@ -184,7 +203,11 @@ pub fn classifier_test_accuracy() -> Result<f64, ModelError> {
     for start in (0..test.len()).step_by(500) {
         let idx: Vec<usize> = (start..(start + 500).min(test.len())).collect();
         let p = c.predict(&test.batch(&idx))?;
-        hits += idx.iter().zip(p).filter(|(i, p)| test.labels[**i] as usize == *p).count();
+        hits += idx
+            .iter()
+            .zip(p)
+            .filter(|(i, p)| test.labels[**i] as usize == *p)
+            .count();
     }
     Ok(hits as f64 / test.len() as f64)
 }
@@ -200,7 +223,7 @@ pub fn train(
 ) -> Result<(), ModelError> {
     #[cfg(feature = "train")]
     {
-        use crate::train::{train_classifier, train_diffusion, TrainConfig};
+        use crate::train::{TrainConfig, train_classifier, train_diffusion};
         let start = std::time::Instant::now();
         let data = Mnist::load(Split::Train)?;
         let cfg = |default_steps: usize, default_lr: f64| TrainConfig {
@@ -209,7 +232,11 @@ pub fn train(
             lr: lr.unwrap_or(default_lr),
             ema: 0.999,
             seed,
-            log_every: if steps.is_some_and(|s| s < 1000) { 10 } else { 100 },
+            log_every: if steps.is_some_and(|s| s < 1000) {
+                10
+            } else {
+                100
+            },
         };
         match model {
             "tiny" => {
@@ -217,7 +244,11 @@ pub fn train(
                 let w = train_diffusion(&m, &data.filter(&[0, 1]), &cfg(3000, 1e-3))?;
                 let out = out.unwrap_or_else(tiny_path);
                 w.save(&m.graph, &out)?;
-                eprintln!("wrote {} after {:.0} s", out.display(), start.elapsed().as_secs_f64());
+                eprintln!(
+                    "wrote {} after {:.0} s",
+                    out.display(),
+                    start.elapsed().as_secs_f64()
+                );
             }
             "mnist" => {
                 let config = unet2d::Config::mnist();
@@ -227,16 +258,28 @@ pub fn train(
                 std::fs::create_dir_all(&out).map_err(|e| ModelError::io(&out, e))?;
                 config.save(&out)?;
                 w.save(&m.graph, out.join("diffusion_pytorch_model.safetensors"))?;
-                eprintln!("wrote {} after {:.0} s", out.display(), start.elapsed().as_secs_f64());
+                eprintln!(
+                    "wrote {} after {:.0} s",
+                    out.display(),
+                    start.elapsed().as_secs_f64()
+                );
             }
             "classifier" => {
                 let g = classifier::graph(true)?;
                 let w = train_classifier(&g, &data, &cfg(6000, 2e-3))?;
                 let out = out.unwrap_or_else(classifier_path);
                 w.save(&g, &out)?;
-                eprintln!("wrote {} after {:.0} s", out.display(), start.elapsed().as_secs_f64());
+                eprintln!(
+                    "wrote {} after {:.0} s",
+                    out.display(),
+                    start.elapsed().as_secs_f64()
+                );
             }
-            other => return Err(ModelError::Config(format!("unknown model `{other}` (tiny, mnist, classifier)"))),
+            other => {
+                return Err(ModelError::Config(format!(
+                    "unknown model `{other}` (tiny, mnist, classifier)"
+                )));
+            }
         }
         Ok(())
     }

@@ -99,6 +99,21 @@ pub enum Op {
     Upsample2,
     /// Mean over H and W: `(B, C, H, W)` to `(B, C)`.
     GlobalMeanPool,
+    /// `(B, C, H, W)` to `(B, C·H·W)`, row-major.
+    Flatten,
+}
+
+impl Op {
+    /// Whether `n` inputs suit this op.
+    pub fn accepts_inputs(&self, n: usize) -> bool {
+        match self {
+            Op::Input(_) => n == 0,
+            Op::Add => n == 2,
+            Op::Attention { .. } => n == 3,
+            Op::Concat => n >= 1,
+            _ => n == 1,
+        }
+    }
 }
 
 /// A node: an op applied to earlier values.
@@ -227,10 +242,14 @@ impl Graph {
         let mut last: Vec<usize> = (0..self.nodes.len()).collect();
         for (i, n) in self.nodes.iter().enumerate() {
             for &v in &n.inputs {
-                last[v] = i;
+                if let Some(l) = last.get_mut(v) {
+                    *l = i;
+                }
             }
         }
-        last[self.output] = usize::MAX;
+        if let Some(l) = last.get_mut(self.output) {
+            *l = usize::MAX;
+        }
         last
     }
 
@@ -259,15 +278,14 @@ fn shape_err(name: &str, msg: String) -> ModelError {
 }
 
 impl GraphBuilder {
-    /// A new, empty builder. `conv_stored` / `dense_stored` is the file layout of conv
-    /// kernels (`Hwio` for flax, `Canonical` for PyTorch) used by [`conv`](Self::conv).
+    /// A new, empty builder with PyTorch file layouts (see [`flax_layout`](Self::flax_layout)).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Sets the file layout used by later [`conv`](Self::conv) and [`dense`](Self::dense)
-    /// calls: `None` means PyTorch (canonical), `Some(Hwio)` means flax (HWIO convs,
-    /// `(in, out)` dense kernels).
+    /// Sets the file layout and names used by later [`conv`](Self::conv),
+    /// [`dense`](Self::dense) and [`group_norm`](Self::group_norm) calls: flax (`kernel`
+    /// in HWIO / `(in, out)`, norm `scale`) or PyTorch (`weight`, canonical layouts).
     pub fn flax_layout(mut self, flax: bool) -> Self {
         self.stored = flax.then_some(Stored::Hwio);
         self
@@ -302,7 +320,10 @@ impl GraphBuilder {
     ) -> Result<String, ModelError> {
         if let Some(w) = self.weights.iter().find(|w| w.name == name) {
             if w.shape != shape {
-                return Err(shape_err(name, format!("declared as {:?} and {shape:?}", w.shape)));
+                return Err(shape_err(
+                    name,
+                    format!("declared as {:?} and {shape:?}", w.shape),
+                ));
             }
         } else {
             self.weights.push(WeightSpec {
@@ -337,7 +358,10 @@ impl GraphBuilder {
         let out = |n: usize, (lo, hi): (usize, usize)| -> Result<usize, ModelError> {
             let dilated = (n.max(1) - 1) * lhs_dilation + 1 + lo + hi;
             if dilated < k || stride == 0 || lhs_dilation == 0 {
-                return Err(shape_err(prefix, format!("kernel {k} does not fit input {n}")));
+                return Err(shape_err(
+                    prefix,
+                    format!("kernel {k} does not fit input {n}"),
+                ));
             }
             Ok((dilated - k) / stride + 1)
         };
@@ -364,16 +388,32 @@ impl GraphBuilder {
     }
 
     /// A `k×k` stride-1 convolution with "same" padding and a bias.
-    pub fn conv(&mut self, prefix: &str, x: ValueId, cout: usize, k: usize) -> Result<ValueId, ModelError> {
+    pub fn conv(
+        &mut self,
+        prefix: &str,
+        x: ValueId,
+        cout: usize,
+        k: usize,
+    ) -> Result<ValueId, ModelError> {
         let p = (k - 1) / 2;
         self.conv_general(prefix, x, cout, k, 1, [(p, k - 1 - p); 2], 1, true)
     }
 
     /// A 1×1 convolution whose file weight is a linear `(out, in)` matrix (diffusers
     /// attention projections), with bias.
-    pub fn linear_1x1(&mut self, prefix: &str, x: ValueId, cout: usize, bias: bool) -> Result<ValueId, ModelError> {
+    pub fn linear_1x1(
+        &mut self,
+        prefix: &str,
+        x: ValueId,
+        cout: usize,
+        bias: bool,
+    ) -> Result<ValueId, ModelError> {
         let [cin, h, w] = self.nchw(prefix, x)?;
-        let weight = self.weight(&format!("{prefix}.weight"), vec![cout, cin, 1, 1], Stored::Linear1x1)?;
+        let weight = self.weight(
+            &format!("{prefix}.weight"),
+            vec![cout, cin, 1, 1],
+            Stored::Linear1x1,
+        )?;
         let bias = if bias {
             Some(self.weight(&format!("{prefix}.bias"), vec![cout], Stored::Canonical)?)
         } else {
@@ -411,7 +451,10 @@ impl GraphBuilder {
         bias: bool,
     ) -> Result<ValueId, ModelError> {
         let &[n] = self.shape(x) else {
-            return Err(shape_err(prefix, format!("dense input must be a vector, got {:?}", self.shape(x))));
+            return Err(shape_err(
+                prefix,
+                format!("dense input must be a vector, got {:?}", self.shape(x)),
+            ));
         };
         let weight = self.weight(&format!("{prefix}.{weight_suffix}"), vec![out, n], stored)?;
         let bias = if bias {
@@ -423,11 +466,20 @@ impl GraphBuilder {
     }
 
     /// GroupNorm with weights `{prefix}.scale`/`.bias` (flax) or `.weight`/`.bias` (PyTorch).
-    pub fn group_norm(&mut self, prefix: &str, x: ValueId, groups: usize, eps: f64) -> Result<ValueId, ModelError> {
+    pub fn group_norm(
+        &mut self,
+        prefix: &str,
+        x: ValueId,
+        groups: usize,
+        eps: f64,
+    ) -> Result<ValueId, ModelError> {
         let shape = self.shape(x).to_vec();
         let c = shape[0];
         if groups == 0 || c % groups != 0 {
-            return Err(shape_err(prefix, format!("{groups} groups do not divide {c} channels")));
+            return Err(shape_err(
+                prefix,
+                format!("{groups} groups do not divide {c} channels"),
+            ));
         }
         let sname = if self.is_flax() { "scale" } else { "weight" };
         let scale = self.weight(&format!("{prefix}.{sname}"), vec![c], Stored::Canonical)?;
@@ -469,7 +521,10 @@ impl GraphBuilder {
         for &p in parts {
             let s = self.shape(p);
             if s.len() != first.len() || s[1..] != first[1..] {
-                return Err(shape_err(name, format!("cannot concatenate {s:?} with {first:?}")));
+                return Err(shape_err(
+                    name,
+                    format!("cannot concatenate {s:?} with {first:?}"),
+                ));
             }
             c += s[0];
         }
@@ -479,23 +534,45 @@ impl GraphBuilder {
     }
 
     /// Channels `start..start+len` of `x`.
-    pub fn split(&mut self, name: &str, x: ValueId, start: usize, len: usize) -> Result<ValueId, ModelError> {
+    pub fn split(
+        &mut self,
+        name: &str,
+        x: ValueId,
+        start: usize,
+        len: usize,
+    ) -> Result<ValueId, ModelError> {
         let mut shape = self.shape(x).to_vec();
         if start + len > shape[0] {
-            return Err(shape_err(name, format!("channels {start}+{len} of {}", shape[0])));
+            return Err(shape_err(
+                name,
+                format!("channels {start}+{len} of {}", shape[0]),
+            ));
         }
         shape[0] = len;
         Ok(self.push(name, Op::Split { start, len }, vec![x], shape))
     }
 
     /// Attention over positions of `q`, `k`, `v` (same NCHW shape).
-    pub fn attention(&mut self, name: &str, q: ValueId, k: ValueId, v: ValueId, heads: usize) -> Result<ValueId, ModelError> {
+    pub fn attention(
+        &mut self,
+        name: &str,
+        q: ValueId,
+        k: ValueId,
+        v: ValueId,
+        heads: usize,
+    ) -> Result<ValueId, ModelError> {
         let s = self.shape(q).to_vec();
         if self.shape(k) != s.as_slice() || self.shape(v) != s.as_slice() || s.len() != 3 {
-            return Err(shape_err(name, "q, k and v must share one NCHW shape".into()));
+            return Err(shape_err(
+                name,
+                "q, k and v must share one NCHW shape".into(),
+            ));
         }
         if heads == 0 || s[0] % heads != 0 {
-            return Err(shape_err(name, format!("{heads} heads do not divide {} channels", s[0])));
+            return Err(shape_err(
+                name,
+                format!("{heads} heads do not divide {} channels", s[0]),
+            ));
         }
         Ok(self.push(name, Op::Attention { heads }, vec![q, k, v], s))
     }
@@ -512,10 +589,19 @@ impl GraphBuilder {
         Ok(self.push(name, Op::GlobalMeanPool, vec![x], vec![c]))
     }
 
+    /// Flattens a feature map to a vector.
+    pub fn flatten(&mut self, name: &str, x: ValueId) -> Result<ValueId, ModelError> {
+        let [c, h, w] = self.nchw(name, x)?;
+        Ok(self.push(name, Op::Flatten, vec![x], vec![c * h * w]))
+    }
+
     fn nchw(&self, name: &str, x: ValueId) -> Result<[usize; 3], ModelError> {
         match *self.shape(x) {
             [c, h, w] => Ok([c, h, w]),
-            ref s => Err(shape_err(name, format!("expected a (C, H, W) feature map, got {s:?}"))),
+            ref s => Err(shape_err(
+                name,
+                format!("expected a (C, H, W) feature map, got {s:?}"),
+            )),
         }
     }
 

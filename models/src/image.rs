@@ -9,7 +9,10 @@ use crate::tensor::Tensor;
 /// border, as 8-bit grey. Returns `(width, height, pixels)`.
 pub fn grid(x: &Tensor<f64>, cols: usize) -> Result<(u32, u32, Vec<u8>), ModelError> {
     let &[b, 1, h, w] = x.shape() else {
-        return Err(ModelError::Shape(format!("a grid needs (B, 1, H, W), got {:?}", x.shape())));
+        return Err(ModelError::Shape(format!(
+            "a grid needs (B, 1, H, W), got {:?}",
+            x.shape()
+        )));
     };
     let cols = cols.clamp(1, b.max(1));
     let rows = b.div_ceil(cols);
@@ -28,7 +31,12 @@ pub fn grid(x: &Tensor<f64>, cols: usize) -> Result<(u32, u32, Vec<u8>), ModelEr
 }
 
 /// Writes a grey-scale PNG.
-pub fn write_png(path: impl AsRef<Path>, width: u32, height: u32, pixels: &[u8]) -> Result<(), ModelError> {
+pub fn write_png(
+    path: impl AsRef<Path>,
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+) -> Result<(), ModelError> {
     let path = path.as_ref();
     let file = std::fs::File::create(path).map_err(|e| ModelError::io(path, e))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), width, height);

@@ -7,7 +7,11 @@ use crate::error::ModelError;
 
 /// Fraction of `predicted[i] == requested[i]`.
 pub fn accuracy(requested: &[usize], predicted: &[usize]) -> f64 {
-    let hits = requested.iter().zip(predicted).filter(|(a, b)| a == b).count();
+    let hits = requested
+        .iter()
+        .zip(predicted)
+        .filter(|(a, b)| a == b)
+        .count();
     hits as f64 / requested.len().max(1) as f64
 }
 
@@ -19,10 +23,26 @@ pub fn macro_f1(requested: &[usize], predicted: &[usize]) -> f64 {
     let f1s: Vec<f64> = classes
         .iter()
         .map(|&c| {
-            let tp = requested.iter().zip(predicted).filter(|&(&r, &p)| r == c && p == c).count() as f64;
-            let fp = requested.iter().zip(predicted).filter(|&(&r, &p)| r != c && p == c).count() as f64;
-            let fnn = requested.iter().zip(predicted).filter(|&(&r, &p)| r == c && p != c).count() as f64;
-            if tp == 0.0 { 0.0 } else { 2.0 * tp / (2.0 * tp + fp + fnn) }
+            let tp = requested
+                .iter()
+                .zip(predicted)
+                .filter(|&(&r, &p)| r == c && p == c)
+                .count() as f64;
+            let fp = requested
+                .iter()
+                .zip(predicted)
+                .filter(|&(&r, &p)| r != c && p == c)
+                .count() as f64;
+            let fnn = requested
+                .iter()
+                .zip(predicted)
+                .filter(|&(&r, &p)| r == c && p != c)
+                .count() as f64;
+            if tp == 0.0 {
+                0.0
+            } else {
+                2.0 * tp / (2.0 * tp + fp + fnn)
+            }
         })
         .collect();
     f1s.iter().sum::<f64>() / f1s.len().max(1) as f64
@@ -32,7 +52,10 @@ pub fn macro_f1(requested: &[usize], predicted: &[usize]) -> f64 {
 pub fn gaussian_fit(rows: &[f64], d: usize) -> Result<(Vec<f64>, Vec<f64>), ModelError> {
     let n = rows.len() / d.max(1);
     if d == 0 || n < 2 || rows.len() != n * d {
-        return Err(ModelError::Shape(format!("need ≥ 2 rows of {d} features, got {} values", rows.len())));
+        return Err(ModelError::Shape(format!(
+            "need ≥ 2 rows of {d} features, got {} values",
+            rows.len()
+        )));
     }
     let mut mean = vec![0.0; d];
     for r in rows.chunks(d) {
@@ -56,9 +79,14 @@ pub fn gaussian_fit(rows: &[f64], d: usize) -> Result<(Vec<f64>, Vec<f64>), Mode
 /// by cyclic Jacobi rotations.
 pub fn symmetric_eigen(a: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
     let mut a = a.to_vec();
-    let mut v: Vec<f64> = (0..d * d).map(|k| if k / d == k % d { 1.0 } else { 0.0 }).collect();
+    let mut v: Vec<f64> = (0..d * d)
+        .map(|k| if k / d == k % d { 1.0 } else { 0.0 })
+        .collect();
     for _sweep in 0..100 {
-        let off: f64 = (0..d).flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * d + j].powi(2)).sum();
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * d + j].powi(2))
+            .sum();
         let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().max(f64::MIN_POSITIVE);
         if off <= 1e-24 * scale {
             break;
@@ -117,7 +145,9 @@ pub fn frechet_distance(m1: &[f64], c1: &[f64], m2: &[f64], c2: &[f64]) -> f64 {
     let mut s = vec![0.0; d * d];
     for i in 0..d {
         for j in 0..d {
-            s[i * d + j] = (0..d).map(|k| v[i * d + k] * e[k].max(0.0).sqrt() * v[j * d + k]).sum();
+            s[i * d + j] = (0..d)
+                .map(|k| v[i * d + k] * e[k].max(0.0).sqrt() * v[j * d + k])
+                .sum();
         }
     }
     let m = matmul(&matmul(&s, c2, d), &s, d);

@@ -40,7 +40,10 @@ fn read_gz(path: &Path, limit: usize) -> Result<Vec<u8>, ModelError> {
         .read_to_end(&mut out)
         .map_err(|e| ModelError::io(path, e))?;
     if out.len() > limit {
-        return Err(ModelError::format(path.display().to_string(), "larger than any MNIST file"));
+        return Err(ModelError::format(
+            path.display().to_string(),
+            "larger than any MNIST file",
+        ));
     }
     Ok(out)
 }
@@ -54,15 +57,28 @@ fn be32(b: &[u8], at: usize, what: &str) -> Result<usize, ModelError> {
 /// Parses an IDX image file (magic 0x803, n × 28 × 28).
 pub fn parse_images(b: &[u8]) -> Result<Vec<u8>, ModelError> {
     if be32(b, 0, "IDX images")? != 0x803 {
-        return Err(ModelError::format("IDX images", "bad magic (expected 0x00000803)"));
+        return Err(ModelError::format(
+            "IDX images",
+            "bad magic (expected 0x00000803)",
+        ));
     }
-    let (n, h, w) = (be32(b, 4, "IDX images")?, be32(b, 8, "IDX images")?, be32(b, 12, "IDX images")?);
+    let (n, h, w) = (
+        be32(b, 4, "IDX images")?,
+        be32(b, 8, "IDX images")?,
+        be32(b, 12, "IDX images")?,
+    );
     if h != 28 || w != 28 || n > MAX_ITEMS {
-        return Err(ModelError::format("IDX images", format!("unexpected dimensions {n}×{h}×{w}")));
+        return Err(ModelError::format(
+            "IDX images",
+            format!("unexpected dimensions {n}×{h}×{w}"),
+        ));
     }
     let body = &b[16..];
     if body.len() != n * 784 {
-        return Err(ModelError::format("IDX images", format!("{} pixel bytes for {n} images", body.len())));
+        return Err(ModelError::format(
+            "IDX images",
+            format!("{} pixel bytes for {n} images", body.len()),
+        ));
     }
     Ok(body.to_vec())
 }
@@ -70,12 +86,18 @@ pub fn parse_images(b: &[u8]) -> Result<Vec<u8>, ModelError> {
 /// Parses an IDX label file (magic 0x801), labels 0–9.
 pub fn parse_labels(b: &[u8]) -> Result<Vec<u8>, ModelError> {
     if be32(b, 0, "IDX labels")? != 0x801 {
-        return Err(ModelError::format("IDX labels", "bad magic (expected 0x00000801)"));
+        return Err(ModelError::format(
+            "IDX labels",
+            "bad magic (expected 0x00000801)",
+        ));
     }
     let n = be32(b, 4, "IDX labels")?;
     let body = &b[8..];
     if body.len() != n || n > MAX_ITEMS || body.iter().any(|&l| l > 9) {
-        return Err(ModelError::format("IDX labels", "length or label values out of range"));
+        return Err(ModelError::format(
+            "IDX labels",
+            "length or label values out of range",
+        ));
     }
     Ok(body.to_vec())
 }
@@ -92,8 +114,14 @@ impl Mnist {
             Split::Train => "train",
             Split::Test => "t10k",
         };
-        let images = parse_images(&read_gz(&dir.join(format!("{prefix}-images-idx3-ubyte.gz")), 16 + MAX_ITEMS * 784)?)?;
-        let labels = parse_labels(&read_gz(&dir.join(format!("{prefix}-labels-idx1-ubyte.gz")), 8 + MAX_ITEMS)?)?;
+        let images = parse_images(&read_gz(
+            &dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
+            16 + MAX_ITEMS * 784,
+        )?)?;
+        let labels = parse_labels(&read_gz(
+            &dir.join(format!("{prefix}-labels-idx1-ubyte.gz")),
+            8 + MAX_ITEMS,
+        )?)?;
         if images.len() != labels.len() * 784 {
             return Err(ModelError::format("MNIST", "image and label counts differ"));
         }
@@ -112,9 +140,14 @@ impl Mnist {
 
     /// Keeps only the digits in `classes`.
     pub fn filter(&self, classes: &[u8]) -> Self {
-        let keep: Vec<usize> = (0..self.len()).filter(|&i| classes.contains(&self.labels[i])).collect();
+        let keep: Vec<usize> = (0..self.len())
+            .filter(|&i| classes.contains(&self.labels[i]))
+            .collect();
         Self {
-            images: keep.iter().flat_map(|&i| self.images[i * 784..(i + 1) * 784].iter().copied()).collect(),
+            images: keep
+                .iter()
+                .flat_map(|&i| self.images[i * 784..(i + 1) * 784].iter().copied())
+                .collect(),
             labels: keep.iter().map(|&i| self.labels[i]).collect(),
         }
     }
@@ -123,7 +156,11 @@ impl Mnist {
     pub fn batch(&self, idx: &[usize]) -> Tensor<f32> {
         let data = idx
             .iter()
-            .flat_map(|&i| self.images[i * 784..(i + 1) * 784].iter().map(|&p| p as f32 / 127.5 - 1.0))
+            .flat_map(|&i| {
+                self.images[i * 784..(i + 1) * 784]
+                    .iter()
+                    .map(|&p| p as f32 / 127.5 - 1.0)
+            })
             .collect();
         Tensor::new(vec![idx.len(), 1, 28, 28], data).expect("784 pixels per digit")
     }

@@ -77,7 +77,9 @@ impl Model {
     pub fn label_row(&self, c: &Condition) -> Result<Vec<f64>, ModelError> {
         let n = self.classes();
         match *c {
-            Condition::Class(k) if k < n => Ok((0..n).map(|i| if i == k { 1.0 } else { 0.0 }).collect()),
+            Condition::Class(k) if k < n => {
+                Ok((0..n).map(|i| if i == k { 1.0 } else { 0.0 }).collect())
+            }
             Condition::Class(k) => Err(ModelError::Config(format!("class {k} out of 0..{n}"))),
             Condition::Mean => Ok(vec![1.0 / n as f64; n]),
         }
@@ -92,7 +94,9 @@ impl Model {
     ) -> Result<Vec<(&'static str, Tensor<F>)>, ModelError> {
         let b = conditions.len();
         let feats = self.time_features(t as f64);
-        let time: Vec<F> = (0..b).flat_map(|_| feats.iter().map(|&v| F::of(v))).collect();
+        let time: Vec<F> = (0..b)
+            .flat_map(|_| feats.iter().map(|&v| F::of(v)))
+            .collect();
         let mut label = Vec::with_capacity(b * self.classes());
         for c in conditions {
             label.extend(self.label_row(c)?.into_iter().map(F::of));
@@ -128,7 +132,11 @@ pub struct PlainDenoiser<F> {
 
 impl<F: Float> PlainDenoiser<F> {
     /// Checks the weights against the graph.
-    pub fn new(model: Model, weights: Weights<F>, nonlinearity: Nonlinearity) -> Result<Self, ModelError> {
+    pub fn new(
+        model: Model,
+        weights: Weights<F>,
+        nonlinearity: Nonlinearity,
+    ) -> Result<Self, ModelError> {
         weights.check(&model.graph)?;
         Ok(Self {
             model,
@@ -149,14 +157,24 @@ impl<F: Float> PlainDenoiser<F> {
     }
 
     /// One forward pass in `F`.
-    pub fn forward(&mut self, x: &Tensor<F>, t: usize, conditions: &[Condition]) -> Result<Tensor<F>, ModelError> {
+    pub fn forward(
+        &mut self,
+        x: &Tensor<F>,
+        t: usize,
+        conditions: &[Condition],
+    ) -> Result<Tensor<F>, ModelError> {
         let inputs = self.model.inputs(x, t, conditions)?;
         run(&self.model.graph, &mut self.backend, inputs)
     }
 }
 
 impl<F: Float> Denoiser for PlainDenoiser<F> {
-    fn eps(&mut self, x: &Tensor<f64>, t: usize, conditions: &[Condition]) -> Result<Tensor<f64>, ModelError> {
+    fn eps(
+        &mut self,
+        x: &Tensor<f64>,
+        t: usize,
+        conditions: &[Condition],
+    ) -> Result<Tensor<f64>, ModelError> {
         Ok(self.forward(&x.cast(), t, conditions)?.cast())
     }
 }

@@ -160,14 +160,25 @@ impl<F: Float> PlainBackend<F> {
         Ok(out)
     }
 
-    fn conv2d(&self, x: &Tensor<F>, c: &Conv2d, out_shape: &[usize]) -> Result<Tensor<F>, ModelError> {
+    fn conv2d(
+        &self,
+        x: &Tensor<F>,
+        c: &Conv2d,
+        out_shape: &[usize],
+    ) -> Result<Tensor<F>, ModelError> {
         let (b, cin, h, w) = nchw(x)?;
         let wt = self.weights.get(&c.weight)?;
         let &[cout, wcin, k, _] = wt.shape() else {
-            return Err(ModelError::Shape(format!("`{}` is not a conv kernel", c.weight)));
+            return Err(ModelError::Shape(format!(
+                "`{}` is not a conv kernel",
+                c.weight
+            )));
         };
         if wcin != cin {
-            return Err(ModelError::Shape(format!("`{}` expects {wcin} input channels, got {cin}", c.weight)));
+            return Err(ModelError::Shape(format!(
+                "`{}` expects {wcin} input channels, got {cin}",
+                c.weight
+            )));
         }
         let (ho, wo) = (out_shape[1], out_shape[2]);
         let bias = c.bias.as_deref().map(|n| self.w(n)).transpose()?;
@@ -188,7 +199,12 @@ impl<F: Float> PlainBackend<F> {
         Tensor::new(vec![b, cout, ho, wo], data)
     }
 
-    fn dense(&self, x: &Tensor<F>, weight: &str, bias: Option<&str>) -> Result<Tensor<F>, ModelError> {
+    fn dense(
+        &self,
+        x: &Tensor<F>,
+        weight: &str,
+        bias: Option<&str>,
+    ) -> Result<Tensor<F>, ModelError> {
         let &[b, n] = x.shape() else {
             return Err(ModelError::Shape(format!("dense input {:?}", x.shape())));
         };
@@ -197,7 +213,9 @@ impl<F: Float> PlainBackend<F> {
             return Err(ModelError::Shape(format!("`{weight}` is not a matrix")));
         };
         if wn != n {
-            return Err(ModelError::Shape(format!("`{weight}` expects {wn} inputs, got {n}")));
+            return Err(ModelError::Shape(format!(
+                "`{weight}` expects {wn} inputs, got {n}"
+            )));
         }
         let bias = bias.map(|n| self.w(n)).transpose()?;
         let mut data = Vec::with_capacity(b * out);
@@ -210,14 +228,26 @@ impl<F: Float> PlainBackend<F> {
         Tensor::new(vec![b, out], data)
     }
 
-    fn group_norm(&self, x: &Tensor<F>, groups: usize, eps: f64, scale: &str, bias: &str) -> Result<Tensor<F>, ModelError> {
+    fn group_norm(
+        &self,
+        x: &Tensor<F>,
+        groups: usize,
+        eps: f64,
+        scale: &str,
+        bias: &str,
+    ) -> Result<Tensor<F>, ModelError> {
         let b = x.shape()[0];
         let c = x.shape()[1];
         let spatial: usize = x.shape()[2..].iter().product();
         let (scale, bias) = (self.w(scale)?, self.w(bias)?);
         let per_group = c / groups * spatial;
         let mut out = x.clone();
-        for (gi, chunk) in out.data_mut().chunks_mut(per_group).enumerate().take(b * groups) {
+        for (gi, chunk) in out
+            .data_mut()
+            .chunks_mut(per_group)
+            .enumerate()
+            .take(b * groups)
+        {
             let n = F::of(per_group as f64);
             let mean = chunk.iter().copied().sum::<F>() / n;
             let var = chunk.iter().map(|&v| (v - mean) * (v - mean)).sum::<F>() / n;
@@ -246,7 +276,13 @@ impl<F: Float> PlainBackend<F> {
         Ok(x.map(|v| F::of(f(v.as_f64()))))
     }
 
-    fn attention(&self, q: &Tensor<F>, k: &Tensor<F>, v: &Tensor<F>, heads: usize) -> Result<Tensor<F>, ModelError> {
+    fn attention(
+        &self,
+        q: &Tensor<F>,
+        k: &Tensor<F>,
+        v: &Tensor<F>,
+        heads: usize,
+    ) -> Result<Tensor<F>, ModelError> {
         let (b, c, h, w) = nchw(q)?;
         let n = h * w;
         let d = c / heads;
@@ -254,7 +290,11 @@ impl<F: Float> PlainBackend<F> {
         let exp = self.nonlinearity.table(Function::Exp)?;
         let data = self.per_item(b, c * n, |bi| {
             let range = bi * c * n..(bi + 1) * c * n;
-            let (qs, ks, vs) = (&q.data()[range.clone()], &k.data()[range.clone()], &v.data()[range]);
+            let (qs, ks, vs) = (
+                &q.data()[range.clone()],
+                &k.data()[range.clone()],
+                &v.data()[range],
+            );
             let mut out = vec![F::zero(); c * n];
             for hd in 0..heads {
                 let ch = hd * d..(hd + 1) * d;
@@ -279,7 +319,9 @@ impl<F: Float> PlainBackend<F> {
 fn nchw<F: Float>(x: &Tensor<F>) -> Result<(usize, usize, usize, usize), ModelError> {
     match *x.shape() {
         [b, c, h, w] => Ok((b, c, h, w)),
-        ref s => Err(ModelError::Shape(format!("expected (B, C, H, W), got {s:?}"))),
+        ref s => Err(ModelError::Shape(format!(
+            "expected (B, C, H, W), got {s:?}"
+        ))),
     }
 }
 
@@ -312,22 +354,58 @@ fn softmax_row<F: Float>(row: &mut [F], scale: F, exp: Option<&approx::Entry>) {
 }
 
 /// `out (m×n) += a (m×k) · b (k×n)`, all row-major.
+///
+/// Register-tiled: each `4 × 16` block of `out` is accumulated over the whole `k` in
+/// locals (which the compiler keeps in vector registers), so every element of `b` loaded
+/// feeds four multiply-adds; tiles walk `out` column panel by column panel so a panel of
+/// `b` stays in cache while all row blocks use it.
 pub(crate) fn matmul_acc<F: Float>(a: &[F], b: &[F], out: &mut [F], m: usize, k: usize, n: usize) {
-    for i in 0..m {
-        let orow = &mut out[i * n..(i + 1) * n];
-        for (kk, &av) in a[i * k..(i + 1) * k].iter().enumerate() {
-            if av == F::zero() {
-                continue;
+    const MR: usize = 4;
+    const NR: usize = 16;
+    for j0 in (0..n).step_by(NR) {
+        let nr = NR.min(n - j0);
+        for i0 in (0..m).step_by(MR) {
+            let mr = MR.min(m - i0);
+            let mut acc = [[F::zero(); NR]; MR];
+            if mr == MR && nr == NR {
+                for kk in 0..k {
+                    let bv: &[F; NR] = b[kk * n + j0..kk * n + j0 + NR].try_into().expect("NR columns");
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let av = a[(i0 + r) * k + kk];
+                        for (o, &bb) in row.iter_mut().zip(bv) {
+                            *o = *o + av * bb;
+                        }
+                    }
+                }
+            } else {
+                for kk in 0..k {
+                    let bv = &b[kk * n + j0..kk * n + j0 + nr];
+                    for (r, row) in acc.iter_mut().enumerate().take(mr) {
+                        let av = a[(i0 + r) * k + kk];
+                        for (o, &bb) in row.iter_mut().zip(bv) {
+                            *o = *o + av * bb;
+                        }
+                    }
+                }
             }
-            for (o, &bv) in orow.iter_mut().zip(&b[kk * n..(kk + 1) * n]) {
-                *o = *o + av * bv;
+            for (r, row) in acc.iter().enumerate().take(mr) {
+                let dst = &mut out[(i0 + r) * n + j0..(i0 + r) * n + j0 + nr];
+                for (d, &v) in dst.iter_mut().zip(row) {
+                    *d = *d + v;
+                }
             }
         }
     }
 }
 
 /// Columns of every receptive field: `(cin·k·k) × (ho·wo)`.
-fn im2col<F: Float>(x: &[F], [cin, h, w]: [usize; 3], k: usize, c: &Conv2d, [ho, wo]: [usize; 2]) -> Vec<F> {
+fn im2col<F: Float>(
+    x: &[F],
+    [cin, h, w]: [usize; 3],
+    k: usize,
+    c: &Conv2d,
+    [ho, wo]: [usize; 2],
+) -> Vec<F> {
     let mut col = vec![F::zero(); cin * k * k * ho * wo];
     let dil = c.lhs_dilation;
     let (ph, pw) = (c.padding[0].0 as isize, c.padding[1].0 as isize);
@@ -361,7 +439,9 @@ impl<F: Float> Backend for PlainBackend<F> {
     type Error = ModelError;
 
     fn eval(&mut self, node: &Node, inputs: &[&Tensor<F>]) -> Result<Tensor<F>, ModelError> {
-        let batch = inputs.first().map_or(0, |t| t.shape().first().copied().unwrap_or(0));
+        let batch = inputs
+            .first()
+            .map_or(0, |t| t.shape().first().copied().unwrap_or(0));
         let mut shape = vec![batch];
         shape.extend_from_slice(&node.shape);
         let x = inputs
@@ -371,7 +451,12 @@ impl<F: Float> Backend for PlainBackend<F> {
             Op::Input(_) => Err(ModelError::Config("inputs are supplied by run".into())),
             Op::Conv2d(c) => self.conv2d(x, c, &node.shape),
             Op::Dense { weight, bias } => self.dense(x, weight, bias.as_deref()),
-            Op::GroupNorm { groups, eps, scale, bias } => self.group_norm(x, *groups, *eps, scale, bias),
+            Op::GroupNorm {
+                groups,
+                eps,
+                scale,
+                bias,
+            } => self.group_norm(x, *groups, *eps, scale, bias),
             Op::Act(a) => self.activation(x, *a),
             Op::Scale(c) => Ok(x.map(|v| v * F::of(*c))),
             Op::Add => {
@@ -421,10 +506,15 @@ impl<F: Float> Backend for PlainBackend<F> {
                 }
                 Tensor::new(shape, data)
             }
+            Op::Flatten => (*x).clone().reshape(shape),
             Op::GlobalMeanPool => {
                 let (_, _, h, w) = nchw(x)?;
                 let n = F::of((h * w) as f64);
-                let data = x.data().chunks(h * w).map(|p| p.iter().copied().sum::<F>() / n).collect();
+                let data = x
+                    .data()
+                    .chunks(h * w)
+                    .map(|p| p.iter().copied().sum::<F>() / n)
+                    .collect();
                 Tensor::new(shape, data)
             }
         }
@@ -434,6 +524,22 @@ impl<F: Float> Backend for PlainBackend<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiled_matmul_equals_the_definition_on_ragged_shapes() {
+        for (m, k, n) in [(1, 1, 1), (3, 5, 7), (4, 9, 16), (9, 13, 37), (16, 36, 784)] {
+            let a: Vec<f64> = (0..m * k).map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0).collect();
+            let b: Vec<f64> = (0..k * n).map(|i| ((i * 53 % 97) as f64 - 48.0) / 5.0).collect();
+            let mut out = vec![1.0; m * n];
+            matmul_acc(&a, &b, &mut out, m, k, n);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = 1.0 + (0..k).map(|t| a[i * k + t] * b[t * n + j]).sum::<f64>();
+                    assert!((out[i * n + j] - want).abs() < 1e-9, "({m},{k},{n}) at ({i},{j})");
+                }
+            }
+        }
+    }
 
     #[test]
     fn erf_matches_known_values() {

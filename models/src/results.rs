@@ -14,14 +14,14 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::commands::{shipped_model, Classifier};
+use crate::commands::{Classifier, shipped_model};
 use crate::error::ModelError;
 use crate::image::write_grid;
 use crate::metrics::{accuracy, frechet_distance, gaussian_fit, macro_f1};
 use crate::mnist::{Mnist, Split};
 use crate::model::{Model, PlainDenoiser};
 use crate::plain::Nonlinearity;
-use crate::schedule::{ddim, initial_noise, Condition, DdimConfig, Denoiser, Guidance, Schedule};
+use crate::schedule::{Condition, DdimConfig, Denoiser, Guidance, Schedule, ddim, initial_noise};
 use crate::tensor::Tensor;
 use crate::weights::Weights;
 use cipherdm_kernel::approx::Profile;
@@ -48,27 +48,52 @@ impl PrecomputedScores {
             by_t: BTreeMap<usize, Tensor<f64>>,
         }
         impl Denoiser for Rec<'_> {
-            fn eps(&mut self, x: &Tensor<f64>, t: usize, c: &[Condition]) -> Result<Tensor<f64>, ModelError> {
+            fn eps(
+                &mut self,
+                x: &Tensor<f64>,
+                t: usize,
+                c: &[Condition],
+            ) -> Result<Tensor<f64>, ModelError> {
                 let e = self.inner.eps(x, t, c)?;
                 self.by_t.insert(t, e.clone());
                 Ok(e)
             }
         }
         let b = x_t.shape()[0];
-        let mut rec = Rec { inner: reference, by_t: BTreeMap::new() };
-        ddim(schedule, config, &mut rec, x_t, &vec![Condition::Mean; b], Guidance::None, 0)?;
+        let mut rec = Rec {
+            inner: reference,
+            by_t: BTreeMap::new(),
+        };
+        ddim(
+            schedule,
+            config,
+            &mut rec,
+            x_t,
+            &vec![Condition::Mean; b],
+            Guidance::None,
+            0,
+        )?;
         Ok(Self { by_t: rec.by_t })
     }
 }
 
 impl Denoiser for PrecomputedScores {
-    fn eps(&mut self, x: &Tensor<f64>, t: usize, _: &[Condition]) -> Result<Tensor<f64>, ModelError> {
+    fn eps(
+        &mut self,
+        x: &Tensor<f64>,
+        t: usize,
+        _: &[Condition],
+    ) -> Result<Tensor<f64>, ModelError> {
         let e = self
             .by_t
             .get(&t)
             .ok_or_else(|| ModelError::Config(format!("no precomputed score for t = {t}")))?;
         if e.shape() != x.shape() {
-            return Err(ModelError::Shape(format!("precomputed scores are {:?}, asked for {:?}", e.shape(), x.shape())));
+            return Err(ModelError::Shape(format!(
+                "precomputed scores are {:?}, asked for {:?}",
+                e.shape(),
+                x.shape()
+            )));
         }
         Ok(e.clone())
     }
@@ -139,7 +164,10 @@ pub fn study(
     let t0 = Instant::now();
     let mut exact = PlainDenoiser::new(model.clone(), w32.clone(), Nonlinearity::Exact)?;
     let mut unc = PrecomputedScores::compute(&schedule, &cfg, &mut exact, x_t.clone())?;
-    eprintln!("[{tag}] unconditional scores: {:.0} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "[{tag}] unconditional scores: {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
 
     let mut rows = Vec::new();
     for (name, nl) in nonlinearities() {
@@ -147,7 +175,10 @@ pub fn study(
         for eta in ETAS {
             let t0 = Instant::now();
             let guidance = if eta > 0.0 {
-                Guidance::Score { eta, reference: &mut unc }
+                Guidance::Score {
+                    eta,
+                    reference: &mut unc,
+                }
             } else {
                 Guidance::None
             };
@@ -212,13 +243,20 @@ pub fn run(samples: usize, models: &str, out: &Path) -> Result<(), ModelError> {
     for name in names {
         let (model, weights) = shipped_model(name)?;
         let rows = study(name, &model, &weights, samples, &pngs, &mut classifier)?;
-        let _ = writeln!(md, "\n## `{name}`\n\n| profile | η | accuracy | F1 | classifier-FD | samples | time |\n|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "\n## `{name}`\n\n| profile | η | accuracy | F1 | classifier-FD | samples | time |\n|---|---|---|---|---|---|---|"
+        );
         for r in &rows {
             let _ = writeln!(
                 md,
                 "| {} | {} | {:.3} | {:.3} | {:.2} | [png](results/{}) | {:.0} s |",
                 r.profile,
-                if r.eta == 0.0 { "–".to_string() } else { r.eta.to_string() },
+                if r.eta == 0.0 {
+                    "–".to_string()
+                } else {
+                    r.eta.to_string()
+                },
                 r.accuracy,
                 r.f1,
                 r.frechet,

@@ -26,7 +26,12 @@ pub enum Condition {
 pub trait Denoiser {
     /// Predicts the noise of every batch item of `x` (shape `(B, C, H, W)`) at timestep
     /// `t`; `conditions` has one entry per batch item.
-    fn eps(&mut self, x: &Tensor<f64>, t: usize, conditions: &[Condition]) -> Result<Tensor<f64>, ModelError>;
+    fn eps(
+        &mut self,
+        x: &Tensor<f64>,
+        t: usize,
+        conditions: &[Condition],
+    ) -> Result<Tensor<f64>, ModelError>;
 }
 
 /// A linear-beta schedule with its derived constants.
@@ -58,7 +63,10 @@ impl Schedule {
                 acc
             })
             .collect();
-        Self { betas, alphas_cumprod }
+        Self {
+            betas,
+            alphas_cumprod,
+        }
     }
 
     /// CipherDM's schedule: T = 1000, β from 1e-4 to 0.02.
@@ -121,12 +129,18 @@ impl DdimConfig {
     /// (`None` for the final step).
     pub fn timesteps(&self, total: usize) -> Result<Vec<(usize, Option<usize>)>, ModelError> {
         if self.steps == 0 || self.steps > total {
-            return Err(ModelError::Config(format!("DDIM needs 1..={total} steps, got {}", self.steps)));
+            return Err(ModelError::Config(format!(
+                "DDIM needs 1..={total} steps, got {}",
+                self.steps
+            )));
         }
         let c = total / self.steps;
         let seq: Vec<usize> = (0..self.steps).map(|i| i * c + self.offset).collect();
         if seq.last().is_some_and(|&t| t >= total) {
-            return Err(ModelError::Config(format!("offset {} runs past T = {total}", self.offset)));
+            return Err(ModelError::Config(format!(
+                "offset {} runs past T = {total}",
+                self.offset
+            )));
         }
         Ok((0..self.steps)
             .rev()
@@ -203,11 +217,26 @@ fn guided_eps(
     }
 }
 
-fn zip(a: &Tensor<f64>, b: &Tensor<f64>, f: impl Fn(f64, f64) -> f64) -> Result<Tensor<f64>, ModelError> {
+fn zip(
+    a: &Tensor<f64>,
+    b: &Tensor<f64>,
+    f: impl Fn(f64, f64) -> f64,
+) -> Result<Tensor<f64>, ModelError> {
     if a.shape() != b.shape() {
-        return Err(ModelError::Shape(format!("{:?} vs {:?}", a.shape(), b.shape())));
+        return Err(ModelError::Shape(format!(
+            "{:?} vs {:?}",
+            a.shape(),
+            b.shape()
+        )));
     }
-    Tensor::new(a.shape().to_vec(), a.data().iter().zip(b.data()).map(|(&x, &y)| f(x, y)).collect())
+    Tensor::new(
+        a.shape().to_vec(),
+        a.data()
+            .iter()
+            .zip(b.data())
+            .map(|(&x, &y)| f(x, y))
+            .collect(),
+    )
 }
 
 /// Runs DDIM from `x_t` (shape `(B, C, H, W)`) with one condition per batch item. `seed`
@@ -233,7 +262,10 @@ pub fn ddim(
             None if config.final_alpha_quirk => schedule.alphas_cumprod[0],
             None => 1.0,
         };
-        let sigma = config.eta * ((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev)).max(0.0).sqrt();
+        let sigma = config.eta
+            * ((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev))
+                .max(0.0)
+                .sqrt();
         let noise = (sigma > 0.0).then(|| normal(&mut rng, x.len()));
         let step = |x: &Tensor<f64>, eps: &Tensor<f64>| -> Result<Tensor<f64>, ModelError> {
             let dir = (1.0 - a_prev - sigma * sigma).max(0.0).sqrt();
@@ -262,7 +294,15 @@ pub fn ddim(
             Guidance::Score { eta, .. } => eta * schedule.snr_weight(t),
             _ => 0.0,
         };
-        let eps = guided_eps(model, &x, t, conditions, &mut guidance, unc_eps.as_ref(), gamma)?;
+        let eps = guided_eps(
+            model,
+            &x,
+            t,
+            conditions,
+            &mut guidance,
+            unc_eps.as_ref(),
+            gamma,
+        )?;
         x = step(&x, &eps)?;
     }
     Ok(x)
@@ -293,7 +333,8 @@ pub fn ddpm(
                 .zip(eps.data())
                 .enumerate()
                 .map(|(i, (&xv, &e))| {
-                    (xv - coeff * e) / (1.0 - b).sqrt() + noise.as_ref().map_or(0.0, |n| b.sqrt() * n[i])
+                    (xv - coeff * e) / (1.0 - b).sqrt()
+                        + noise.as_ref().map_or(0.0, |n| b.sqrt() * n[i])
                 })
                 .collect();
             Tensor::new(x.shape().to_vec(), data)
@@ -308,7 +349,15 @@ pub fn ddpm(
             Guidance::Score { eta, .. } => eta * schedule.snr_weight(t),
             _ => 0.0,
         };
-        let eps = guided_eps(model, &x, t, conditions, &mut guidance, unc_eps.as_ref(), gamma)?;
+        let eps = guided_eps(
+            model,
+            &x,
+            t,
+            conditions,
+            &mut guidance,
+            unc_eps.as_ref(),
+            gamma,
+        )?;
         x = step(&x, &eps)?;
     }
     Ok(x)

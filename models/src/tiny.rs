@@ -22,7 +22,12 @@ const TEMB: usize = 8;
 pub fn time_features(t: f64) -> Vec<f64> {
     // half = 2 frequencies exp(-i·ln(10000)/2), i = 0, 1: 1 and 1/100.
     let f = [1.0, (-(10000f64.ln()) / 2.0).exp()];
-    vec![(t * f[0]).sin(), (t * f[1]).sin(), (t * f[0]).cos(), (t * f[1]).cos()]
+    vec![
+        (t * f[0]).sin(),
+        (t * f[1]).sin(),
+        (t * f[0]).cos(),
+        (t * f[1]).cos(),
+    ]
 }
 
 struct Ctx {
@@ -44,7 +49,14 @@ fn res_block(
     let h = g.conv(&format!("{p}.Conv_0"), h, cout, 3)?;
     let t = g.dense(&format!("{p}.Dense_0"), ctx.temb, cout)?;
     let h = g.add(&format!("{p}.add_time"), h, t)?;
-    let e = g.dense_named(&format!("{p}.Embed_0"), ctx.label, cout, "embedding", Stored::Transposed, false)?;
+    let e = g.dense_named(
+        &format!("{p}.Embed_0"),
+        ctx.label,
+        cout,
+        "embedding",
+        Stored::Transposed,
+        false,
+    )?;
     let h = g.add(&format!("{p}.add_label"), h, e)?;
     let h = g.group_norm(&format!("{p}.GroupNorm_1"), h, GROUPS, EPS)?;
     let h = g.act(&format!("{p}.silu_1"), h, Activation::Silu);

@@ -14,12 +14,12 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{Rng, SeedableRng};
 
-use crate::backend::{run, Backend};
+use crate::backend::{Backend, run};
 use crate::error::ModelError;
 use crate::graph::{Activation, Graph, Node, Op, Stored};
 use crate::mnist::Mnist;
 use crate::model::Model;
-use crate::schedule::{normal, Condition, Schedule};
+use crate::schedule::{Condition, Schedule, normal};
 use crate::tensor::Tensor;
 use crate::weights::Weights;
 
@@ -68,7 +68,9 @@ impl CandleBackend {
             } else if let Some(&f) = fan_in.get(&spec.name) {
                 let bound = 1.0 / (f as f64).sqrt();
                 (0..n)
-                    .map(|_| ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * bound)
+                    .map(|_| {
+                        ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * bound
+                    })
                     .map(|v| v as f32)
                     .collect()
             } else if spec.name.ends_with(".scale") || spec.name.ends_with(".weight") {
@@ -102,20 +104,34 @@ impl CandleBackend {
     pub fn weights(&self) -> Result<Weights<f32>, ModelError> {
         let mut w = Weights::default();
         for (name, v) in &self.vars {
-            let data = v.as_tensor().flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(ce)?;
-            w.insert(name.clone(), Tensor::new(v.as_tensor().dims().to_vec(), data)?);
+            let data = v
+                .as_tensor()
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(ce)?;
+            w.insert(
+                name.clone(),
+                Tensor::new(v.as_tensor().dims().to_vec(), data)?,
+            );
         }
         Ok(w)
     }
 
     /// Evaluates `graph` on plain tensors (for comparisons with the other backends).
-    pub fn forward(&mut self, graph: &Graph, inputs: Vec<(&str, Tensor<f32>)>) -> Result<Tensor<f32>, ModelError> {
+    pub fn forward(
+        &mut self,
+        graph: &Graph,
+        inputs: Vec<(&str, Tensor<f32>)>,
+    ) -> Result<Tensor<f32>, ModelError> {
         let inputs = inputs
             .into_iter()
             .map(|(n, t)| Ok((n, to_candle(&t)?)))
             .collect::<Result<Vec<_>, ModelError>>()?;
         let y = run(graph, self, inputs)?;
-        let data = y.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(ce)?;
+        let data = y
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(ce)?;
         Tensor::new(y.dims().to_vec(), data)
     }
 
@@ -156,39 +172,60 @@ impl Backend for CandleBackend {
         let r: candle_core::Result<CTensor> = (|| match &node.op {
             Op::Input(_) => unreachable!("inputs are supplied by run"),
             Op::Conv2d(c) => {
-                let w = self.var(&c.weight).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                let w = self
+                    .var(&c.weight)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
                 let mut h = dilate(&dilate(x, 2, c.lhs_dilation)?, 3, c.lhs_dilation)?;
                 h = h.pad_with_zeros(2, c.padding[0].0, c.padding[0].1)?;
                 h = h.pad_with_zeros(3, c.padding[1].0, c.padding[1].1)?;
                 let mut y = h.contiguous()?.conv2d(w, 0, c.stride, 1, 1)?;
                 if let Some(b) = &c.bias {
-                    let b = self.var(b).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                    let b = self
+                        .var(b)
+                        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
                     y = y.broadcast_add(&channel(b)?)?;
                 }
                 Ok(y)
             }
             Op::Dense { weight, bias } => {
-                let w = self.var(weight).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                let w = self
+                    .var(weight)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
                 let mut y = x.matmul(&w.t()?)?;
                 if let Some(b) = bias {
-                    let b = self.var(b).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                    let b = self
+                        .var(b)
+                        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
                     y = y.broadcast_add(&b.unsqueeze(0)?)?;
                 }
                 Ok(y)
             }
-            Op::GroupNorm { groups, eps, scale, bias } => {
+            Op::GroupNorm {
+                groups,
+                eps,
+                scale,
+                bias,
+            } => {
                 let dims = x.dims().to_vec();
                 let (b, c) = (dims[0], dims[1]);
                 let g = x.reshape((b, *groups, ()))?;
                 let mean = g.mean_keepdim(2)?;
                 let centred = g.broadcast_sub(&mean)?;
                 let var = centred.sqr()?.mean_keepdim(2)?;
-                let normed = centred.broadcast_div(&(var + *eps)?.sqrt()?)?.reshape(dims.as_slice())?;
+                let normed = centred
+                    .broadcast_div(&(var + *eps)?.sqrt()?)?
+                    .reshape(dims.as_slice())?;
                 let mut shape = vec![1, c];
                 shape.extend(std::iter::repeat_n(1, dims.len() - 2));
-                let s = self.var(scale).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                let bb = self.var(bias).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                normed.broadcast_mul(&s.reshape(shape.as_slice())?)?.broadcast_add(&bb.reshape(shape.as_slice())?)
+                let s = self
+                    .var(scale)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                let bb = self
+                    .var(bias)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                normed
+                    .broadcast_mul(&s.reshape(shape.as_slice())?)?
+                    .broadcast_add(&bb.reshape(shape.as_slice())?)
             }
             Op::Act(Activation::Silu) => x.silu(),
             Op::Act(Activation::Gelu) => x.gelu_erf(),
@@ -218,13 +255,15 @@ impl Backend for CandleBackend {
                 let m = s.max_keepdim(3)?.detach();
                 let e = s.broadcast_sub(&m)?.exp()?;
                 let a = e.broadcast_div(&e.sum_keepdim(3)?)?;
-                v.matmul(&a.transpose(2, 3)?.contiguous()?)?.reshape((b, c, h, w))
+                v.matmul(&a.transpose(2, 3)?.contiguous()?)?
+                    .reshape((b, c, h, w))
             }
             Op::Upsample2 => {
                 let (_, _, h, w) = x.dims4()?;
                 x.upsample_nearest2d(2 * h, 2 * w)
             }
             Op::GlobalMeanPool => x.mean(3)?.mean(2),
+            Op::Flatten => x.flatten_from(1),
         })();
         r.map_err(|e| ModelError::Config(format!("{}: candle: {e}", node.name)))
     }
@@ -261,7 +300,11 @@ impl Ema {
         let shadow = vars
             .into_iter()
             .map(|v| {
-                let d = v.as_tensor().flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(ce)?;
+                let d = v
+                    .as_tensor()
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .map_err(ce)?;
                 Ok((v, d))
             })
             .collect::<Result<_, ModelError>>()?;
@@ -272,7 +315,11 @@ impl Ema {
         // Warm-up as in common practice: min(decay, (1 + n)/(10 + n)).
         let d = self.decay.min((1.0 + step as f64) / (10.0 + step as f64)) as f32;
         for (v, s) in &mut self.shadow {
-            let cur = v.as_tensor().flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(ce)?;
+            let cur = v
+                .as_tensor()
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(ce)?;
             for (a, b) in s.iter_mut().zip(cur) {
                 *a = d * *a + (1.0 - d) * b;
             }
@@ -299,7 +346,11 @@ fn lr_at(cfg: &TrainConfig, step: usize) -> f64 {
 
 /// Trains a diffusion model's noise prediction on `data` (labels must be `< classes`).
 /// Returns the EMA weights.
-pub fn train_diffusion(model: &Model, data: &Mnist, cfg: &TrainConfig) -> Result<Weights<f32>, ModelError> {
+pub fn train_diffusion(
+    model: &Model,
+    data: &Mnist,
+    cfg: &TrainConfig,
+) -> Result<Weights<f32>, ModelError> {
     let schedule = Schedule::cipherdm();
     let mut backend = CandleBackend::init(&model.graph, cfg.seed)?;
     let params = ParamsAdamW {
@@ -313,9 +364,13 @@ pub fn train_diffusion(model: &Model, data: &Mnist, cfg: &TrainConfig) -> Result
     let start = Instant::now();
     let mut running = 0.0;
     for step in 0..cfg.steps {
-        let idx: Vec<usize> = (0..cfg.batch).map(|_| (rng.next_u64() % data.len() as u64) as usize).collect();
+        let idx: Vec<usize> = (0..cfg.batch)
+            .map(|_| (rng.next_u64() % data.len() as u64) as usize)
+            .collect();
         let x0 = data.batch(&idx);
-        let ts: Vec<usize> = (0..cfg.batch).map(|_| (rng.next_u64() % schedule.len() as u64) as usize).collect();
+        let ts: Vec<usize> = (0..cfg.batch)
+            .map(|_| (rng.next_u64() % schedule.len() as u64) as usize)
+            .collect();
         let eps: Vec<f64> = normal(&mut rng, x0.len());
         let per = x0.len() / cfg.batch;
         let xt: Vec<f32> = x0
@@ -347,15 +402,24 @@ pub fn train_diffusion(model: &Model, data: &Mnist, cfg: &TrainConfig) -> Result
         let inputs = vec![
             ("x", to_candle(&xt)?),
             ("time", to_candle(&Tensor::new(vec![cfg.batch, nf], time)?)?),
-            ("label", to_candle(&Tensor::new(vec![cfg.batch, model.classes()], label)?)?),
+            (
+                "label",
+                to_candle(&Tensor::new(vec![cfg.batch, model.classes()], label)?)?,
+            ),
         ];
         let pred = run(&model.graph, &mut backend, inputs)?;
-        let target = to_candle(&Tensor::new(x0.shape().to_vec(), eps.iter().map(|&v| v as f32).collect())?)?;
+        let target = to_candle(&Tensor::new(
+            x0.shape().to_vec(),
+            eps.iter().map(|&v| v as f32).collect(),
+        )?)?;
         let loss = candle_nn::loss::mse(&pred, &target).map_err(ce)?;
         opt.set_learning_rate(lr_at(cfg, step));
         opt.backward_step(&loss).map_err(ce)?;
         ema.update(step)?;
-        running += loss.to_dtype(DType::F64).and_then(|l| l.to_scalar::<f64>()).map_err(ce)?;
+        running += loss
+            .to_dtype(DType::F64)
+            .and_then(|l| l.to_scalar::<f64>())
+            .map_err(ce)?;
         if (step + 1) % cfg.log_every == 0 {
             eprintln!(
                 "step {:>6}/{}  loss {:.4}  {:.0} s",
@@ -371,7 +435,11 @@ pub fn train_diffusion(model: &Model, data: &Mnist, cfg: &TrainConfig) -> Result
 }
 
 /// Trains the evaluation classifier (cross-entropy). Returns the EMA weights.
-pub fn train_classifier(graph: &Graph, data: &Mnist, cfg: &TrainConfig) -> Result<Weights<f32>, ModelError> {
+pub fn train_classifier(
+    graph: &Graph,
+    data: &Mnist,
+    cfg: &TrainConfig,
+) -> Result<Weights<f32>, ModelError> {
     let mut backend = CandleBackend::init(graph, cfg.seed)?;
     let params = ParamsAdamW {
         lr: cfg.lr,
@@ -384,7 +452,9 @@ pub fn train_classifier(graph: &Graph, data: &Mnist, cfg: &TrainConfig) -> Resul
     let start = Instant::now();
     let mut running = 0.0;
     for step in 0..cfg.steps {
-        let idx: Vec<usize> = (0..cfg.batch).map(|_| (rng.next_u64() % data.len() as u64) as usize).collect();
+        let idx: Vec<usize> = (0..cfg.batch)
+            .map(|_| (rng.next_u64() % data.len() as u64) as usize)
+            .collect();
         let x = data.batch(&idx);
         let labels: Vec<u32> = idx.iter().map(|&i| data.labels[i] as u32).collect();
         let logits = run(graph, &mut backend, vec![("x", to_candle(&x)?)])?;
@@ -393,7 +463,10 @@ pub fn train_classifier(graph: &Graph, data: &Mnist, cfg: &TrainConfig) -> Resul
         opt.set_learning_rate(lr_at(cfg, step));
         opt.backward_step(&loss).map_err(ce)?;
         ema.update(step)?;
-        running += loss.to_dtype(DType::F64).and_then(|l| l.to_scalar::<f64>()).map_err(ce)?;
+        running += loss
+            .to_dtype(DType::F64)
+            .and_then(|l| l.to_scalar::<f64>())
+            .map_err(ce)?;
         if (step + 1) % cfg.log_every == 0 {
             eprintln!(
                 "step {:>6}/{}  loss {:.4}  {:.0} s",

@@ -97,8 +97,16 @@ impl Config {
             in_channels: 1,
             out_channels: 1,
             block_out_channels: vec![16, 32, 64],
-            down_block_types: vec!["DownBlock2D".into(), "DownBlock2D".into(), "AttnDownBlock2D".into()],
-            up_block_types: vec!["AttnUpBlock2D".into(), "UpBlock2D".into(), "UpBlock2D".into()],
+            down_block_types: vec![
+                "DownBlock2D".into(),
+                "DownBlock2D".into(),
+                "AttnDownBlock2D".into(),
+            ],
+            up_block_types: vec![
+                "AttnUpBlock2D".into(),
+                "UpBlock2D".into(),
+                "UpBlock2D".into(),
+            ],
             layers_per_block: 1,
             norm_num_groups: 8,
             norm_eps: 1e-5,
@@ -118,23 +126,35 @@ impl Config {
     /// Reads `config.json` (a file, or a diffusers folder containing it).
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
         let path = path.as_ref();
-        let file = if path.is_dir() { path.join("config.json") } else { path.to_path_buf() };
+        let file = if path.is_dir() {
+            path.join("config.json")
+        } else {
+            path.to_path_buf()
+        };
         let text = std::fs::read_to_string(&file).map_err(|e| ModelError::io(&file, e))?;
-        serde_json::from_str(&text).map_err(|e| ModelError::format(file.display().to_string(), e.to_string()))
+        serde_json::from_str(&text)
+            .map_err(|e| ModelError::format(file.display().to_string(), e.to_string()))
     }
 
     /// Writes `config.json` into `dir`.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<(), ModelError> {
         let file = dir.as_ref().join("config.json");
-        let text = serde_json::to_string_pretty(self).map_err(|e| ModelError::format("config", e.to_string()))?;
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| ModelError::format("config", e.to_string()))?;
         std::fs::write(&file, text + "\n").map_err(|e| ModelError::io(&file, e))
     }
 
     fn validate(&self) -> Result<(), ModelError> {
         let bad = |m: String| Err(ModelError::Config(m));
         let levels = self.block_out_channels.len();
-        if levels == 0 || self.down_block_types.len() != levels || self.up_block_types.len() != levels {
-            return bad("block_out_channels, down_block_types and up_block_types need one entry per level".into());
+        if levels == 0
+            || self.down_block_types.len() != levels
+            || self.up_block_types.len() != levels
+        {
+            return bad(
+                "block_out_channels, down_block_types and up_block_types need one entry per level"
+                    .into(),
+            );
         }
         if self.act_fn != "silu" {
             return bad(format!("act_fn `{}` (only silu)", self.act_fn));
@@ -148,11 +168,16 @@ impl Config {
         if self.num_class_embeds == 0 || self.layers_per_block == 0 {
             return bad("num_class_embeds and layers_per_block must be positive".into());
         }
-        if self.block_out_channels[0] % 2 != 0 || self.block_out_channels[0] <= 2 * self.freq_shift {
+        if self.block_out_channels[0] % 2 != 0 || self.block_out_channels[0] <= 2 * self.freq_shift
+        {
             return bad("block_out_channels[0] must be even and exceed 2·freq_shift".into());
         }
         if self.sample_size % (1 << (levels - 1)) != 0 {
-            return bad(format!("sample_size {} does not halve {} times", self.sample_size, levels - 1));
+            return bad(format!(
+                "sample_size {} does not halve {} times",
+                self.sample_size,
+                levels - 1
+            ));
         }
         for t in &self.down_block_types {
             if t != "DownBlock2D" && t != "AttnDownBlock2D" {
@@ -176,7 +201,11 @@ pub fn time_features(c: &Config, t: f64) -> Vec<f64> {
         .collect();
     let sin = freqs.iter().map(|f| (t * f).sin());
     let cos = freqs.iter().map(|f| (t * f).cos());
-    if c.flip_sin_to_cos { cos.chain(sin).collect() } else { sin.chain(cos).collect() }
+    if c.flip_sin_to_cos {
+        cos.chain(sin).collect()
+    } else {
+        sin.chain(cos).collect()
+    }
 }
 
 struct Ctx<'a> {
@@ -184,7 +213,13 @@ struct Ctx<'a> {
     temb: ValueId,
 }
 
-fn resnet(g: &mut GraphBuilder, p: &str, x: ValueId, cout: usize, ctx: &Ctx) -> Result<ValueId, ModelError> {
+fn resnet(
+    g: &mut GraphBuilder,
+    p: &str,
+    x: ValueId,
+    cout: usize,
+    ctx: &Ctx,
+) -> Result<ValueId, ModelError> {
     let (groups, eps) = (ctx.cfg.norm_num_groups, ctx.cfg.norm_eps);
     let cin = g.shape(x)[0];
     let h = g.group_norm(&format!("{p}.norm1"), x, groups, eps)?;
@@ -195,14 +230,23 @@ fn resnet(g: &mut GraphBuilder, p: &str, x: ValueId, cout: usize, ctx: &Ctx) -> 
     let h = g.group_norm(&format!("{p}.norm2"), h, groups, eps)?;
     let h = g.act(&format!("{p}.silu2"), h, Activation::Silu);
     let h = g.conv(&format!("{p}.conv2"), h, cout, 3)?;
-    let skip = if cin != cout { g.conv(&format!("{p}.conv_shortcut"), x, cout, 1)? } else { x };
+    let skip = if cin != cout {
+        g.conv(&format!("{p}.conv_shortcut"), x, cout, 1)?
+    } else {
+        x
+    };
     g.add(&format!("{p}.residual"), skip, h)
 }
 
 fn attention(g: &mut GraphBuilder, p: &str, x: ValueId, ctx: &Ctx) -> Result<ValueId, ModelError> {
     let c = g.shape(x)[0];
     let heads = (c / ctx.cfg.attention_head_dim).max(1);
-    let h = g.group_norm(&format!("{p}.group_norm"), x, ctx.cfg.norm_num_groups, ctx.cfg.norm_eps)?;
+    let h = g.group_norm(
+        &format!("{p}.group_norm"),
+        x,
+        ctx.cfg.norm_num_groups,
+        ctx.cfg.norm_eps,
+    )?;
     let q = g.linear_1x1(&format!("{p}.to_q"), h, c, true)?;
     let k = g.linear_1x1(&format!("{p}.to_k"), h, c, true)?;
     let v = g.linear_1x1(&format!("{p}.to_v"), h, c, true)?;
@@ -228,7 +272,14 @@ pub fn graph(cfg: &Config) -> Result<Graph, ModelError> {
     let t = g.dense("time_embedding.linear_1", time, temb_dim)?;
     let t = g.act("time_embedding.act", t, Activation::Silu);
     let t = g.dense("time_embedding.linear_2", t, temb_dim)?;
-    let e = g.dense_named("class_embedding", label, temb_dim, "weight", Stored::Transposed, false)?;
+    let e = g.dense_named(
+        "class_embedding",
+        label,
+        temb_dim,
+        "weight",
+        Stored::Transposed,
+        false,
+    )?;
     let emb = g.add("emb", t, e)?;
     // Every ResNet applies silu to the embedding first: the same value, computed once.
     let temb = g.act("emb_silu", emb, Activation::Silu);
@@ -239,7 +290,13 @@ pub fn graph(cfg: &Config) -> Result<Graph, ModelError> {
     let levels = ch.len();
     for (i, kind) in cfg.down_block_types.iter().enumerate() {
         for j in 0..cfg.layers_per_block {
-            h = resnet(&mut g, &format!("down_blocks.{i}.resnets.{j}"), h, ch[i], &ctx)?;
+            h = resnet(
+                &mut g,
+                &format!("down_blocks.{i}.resnets.{j}"),
+                h,
+                ch[i],
+                &ctx,
+            )?;
             if kind == "AttnDownBlock2D" {
                 h = attention(&mut g, &format!("down_blocks.{i}.attentions.{j}"), h, &ctx)?;
             }
@@ -260,9 +317,9 @@ pub fn graph(cfg: &Config) -> Result<Graph, ModelError> {
     for (i, kind) in cfg.up_block_types.iter().enumerate() {
         let cout = ch[levels - 1 - i];
         for j in 0..=cfg.layers_per_block {
-            let skip = skips
-                .pop()
-                .ok_or_else(|| ModelError::Config("up blocks consume more skips than exist".into()))?;
+            let skip = skips.pop().ok_or_else(|| {
+                ModelError::Config("up blocks consume more skips than exist".into())
+            })?;
             h = g.concat(&format!("up_blocks.{i}.concat.{j}"), &[h, skip])?;
             h = resnet(&mut g, &format!("up_blocks.{i}.resnets.{j}"), h, cout, &ctx)?;
             if kind == "AttnUpBlock2D" {

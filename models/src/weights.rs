@@ -41,7 +41,11 @@ impl<F: Float> Weights<F> {
     /// Converts every tensor to another float type.
     pub fn cast<G: Float>(&self) -> Weights<G> {
         Weights {
-            map: self.map.iter().map(|(k, v)| (k.clone(), v.cast())).collect(),
+            map: self
+                .map
+                .iter()
+                .map(|(k, v)| (k.clone(), v.cast()))
+                .collect(),
         }
     }
 
@@ -104,7 +108,10 @@ impl<F: Float> Weights<F> {
                     .map(|c| F::of(f64::from_le_bytes(c.try_into().expect("8 bytes"))))
                     .collect(),
                 d => {
-                    problems.push(format!("`{}` has dtype {d:?}, expected F32 or F64", spec.name));
+                    problems.push(format!(
+                        "`{}` has dtype {d:?}, expected F32 or F64",
+                        spec.name
+                    ));
                     continue;
                 }
             };
@@ -140,7 +147,11 @@ impl<F: Float> Weights<F> {
             let canonical: Vec<f32> = t.data().iter().map(|v| v.as_f64() as f32).collect();
             let file = spec.stored.to_file(&spec.shape, &canonical);
             let bytes: Vec<u8> = file.iter().flat_map(|v| v.to_le_bytes()).collect();
-            buffers.push((spec.name.clone(), spec.stored.file_shape(&spec.shape), bytes));
+            buffers.push((
+                spec.name.clone(),
+                spec.stored.file_shape(&spec.shape),
+                bytes,
+            ));
         }
         let views = buffers
             .iter()
@@ -150,7 +161,8 @@ impl<F: Float> Weights<F> {
                     .map_err(|e| ModelError::format("safetensors", e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        safetensors::serialize(views, None).map_err(|e| ModelError::format("safetensors", e.to_string()))
+        safetensors::serialize(views, None)
+            .map_err(|e| ModelError::format("safetensors", e.to_string()))
     }
 
     /// Writes a safetensors file (see [`to_safetensors`](Self::to_safetensors)).

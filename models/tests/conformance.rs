@@ -5,20 +5,26 @@
 
 use std::path::PathBuf;
 
+use cipherdm_models::Tensor;
 use cipherdm_models::model::{Model, PlainDenoiser};
 use cipherdm_models::plain::Nonlinearity;
-use cipherdm_models::schedule::{ddim, Condition, DdimConfig, Guidance, Schedule};
-use cipherdm_models::Tensor;
+use cipherdm_models::schedule::{Condition, DdimConfig, Guidance, Schedule, ddim};
 use serde_json::Value;
 
 fn folder() -> Option<PathBuf> {
-    let dir = std::env::var_os("CIPHERDM_CONFORMANCE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/cipherdm-binary-mnist")
-    });
+    let dir = std::env::var_os("CIPHERDM_CONFORMANCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/conformance/cipherdm-binary-mnist")
+        });
     if dir.join("cipherdm_binary_mnist.safetensors").is_file() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: no conformance fixtures at {} (set CIPHERDM_CONFORMANCE)", dir.display());
+        eprintln!(
+            "SKIPPED: no conformance fixtures at {} (set CIPHERDM_CONFORMANCE)",
+            dir.display()
+        );
         None
     }
 }
@@ -28,7 +34,11 @@ fn json(dir: &std::path::Path, name: &str) -> Value {
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
 
 fn image(v: &Value) -> Tensor<f64> {
@@ -40,7 +50,9 @@ fn image(v: &Value) -> Tensor<f64> {
 fn forward_matches_flax_in_f64_and_f32() {
     let Some(dir) = folder() else { return };
     let model = Model::tiny().unwrap();
-    let w = model.load_weights::<f64>(dir.join("cipherdm_binary_mnist.safetensors")).unwrap();
+    let w = model
+        .load_weights::<f64>(dir.join("cipherdm_binary_mnist.safetensors"))
+        .unwrap();
     let mut f64_net = PlainDenoiser::new(model.clone(), w.clone(), Nonlinearity::Exact).unwrap();
     let mut f32_net = PlainDenoiser::new(model, w.cast::<f32>(), Nonlinearity::Exact).unwrap();
     let cases = json(&dir, "forward_cases.json");
@@ -51,7 +63,10 @@ fn forward_matches_flax_in_f64_and_f32() {
         let want64 = image(&case["eps_f64"]);
         let want32 = image(&case["eps"]);
         let got64 = f64_net.forward(&x, t, std::slice::from_ref(&y)).unwrap();
-        let got32 = f32_net.forward(&x.cast(), t, std::slice::from_ref(&y)).unwrap().cast::<f64>();
+        let got32 = f32_net
+            .forward(&x.cast(), t, std::slice::from_ref(&y))
+            .unwrap()
+            .cast::<f64>();
         let d64 = got64.max_abs_diff(&want64).unwrap();
         let d32 = got32.max_abs_diff(&want32).unwrap();
         eprintln!("t = {t}: |ours_f64 - flax_f64| = {d64:.2e}, |ours_f32 - flax_f32| = {d32:.2e}");
@@ -67,11 +82,26 @@ fn schedule_and_timesteps_match() {
     let s = json(&dir, "schedule.json");
     let ours = Schedule::cipherdm();
     let exact = floats(&s["alphas_cumprod_f64_exact"]);
-    let d = ours.alphas_cumprod.iter().zip(&exact).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let d = ours
+        .alphas_cumprod
+        .iter()
+        .zip(&exact)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     assert!(d < 1e-13, "ᾱ differs by {d}");
     let steps = DdimConfig::cipherdm().timesteps(1000).unwrap();
-    let seq: Vec<u64> = s["ddim_timesteps"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-    let prev: Vec<u64> = s["ddim_prev_timesteps"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let seq: Vec<u64> = s["ddim_timesteps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let prev: Vec<u64> = s["ddim_prev_timesteps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
     for (k, (t, p)) in steps.iter().enumerate() {
         assert_eq!(*t as u64, seq[49 - k]);
         assert_eq!(p.map_or(0, |p| p as u64), prev[49 - k]);
@@ -82,7 +112,9 @@ fn schedule_and_timesteps_match() {
 fn ddim_trajectory_matches_flax() {
     let Some(dir) = folder() else { return };
     let model = Model::tiny().unwrap();
-    let w = model.load_weights::<f64>(dir.join("cipherdm_binary_mnist.safetensors")).unwrap();
+    let w = model
+        .load_weights::<f64>(dir.join("cipherdm_binary_mnist.safetensors"))
+        .unwrap();
     let mut net = PlainDenoiser::new(model, w, Nonlinearity::Exact).unwrap();
     let case = json(&dir, "ddim_case.json");
     let y = Condition::Class(case["y"].as_u64().unwrap() as usize);

@@ -4,9 +4,9 @@ use cipherdm_kernel::approx::{self, Function, Profile};
 use cipherdm_models::backend::run;
 use cipherdm_models::graph::{Activation, GraphBuilder, Op};
 use cipherdm_models::model::{Model, PlainDenoiser};
-use cipherdm_models::plain::{silu, Nonlinearity, PlainBackend};
-use cipherdm_models::schedule::{initial_noise, Condition};
-use cipherdm_models::{classifier, tiny, unet2d, Tensor, Weights};
+use cipherdm_models::plain::{Nonlinearity, PlainBackend, silu};
+use cipherdm_models::schedule::{Condition, initial_noise};
+use cipherdm_models::{Tensor, Weights, classifier, tiny, unet2d};
 
 /// Deterministic pseudo-random weights for a graph (small, so activations stay sane).
 pub fn random_weights(graph: &cipherdm_models::graph::Graph, seed: u64) -> Weights<f64> {
@@ -14,9 +14,28 @@ pub fn random_weights(graph: &cipherdm_models::graph::Graph, seed: u64) -> Weigh
     for (i, s) in graph.weights.iter().enumerate() {
         let n: usize = s.shape.iter().product();
         let noise = initial_noise(seed + i as u64, vec![n]);
-        let scale = if s.name.ends_with("scale") || (s.name.contains("norm") && s.name.ends_with("weight")) { 0.1 } else { 0.3 };
-        let base = if s.name.ends_with("scale") || (s.name.contains("norm") && s.name.ends_with("weight")) { 1.0 } else { 0.0 };
-        w.insert(s.name.clone(), Tensor::new(s.shape.clone(), noise.data().iter().map(|v| base + scale * v).collect()).unwrap());
+        let scale = if s.name.ends_with("scale")
+            || (s.name.contains("norm") && s.name.ends_with("weight"))
+        {
+            0.1
+        } else {
+            0.3
+        };
+        let base = if s.name.ends_with("scale")
+            || (s.name.contains("norm") && s.name.ends_with("weight"))
+        {
+            1.0
+        } else {
+            0.0
+        };
+        w.insert(
+            s.name.clone(),
+            Tensor::new(
+                s.shape.clone(),
+                noise.data().iter().map(|v| base + scale * v).collect(),
+            )
+            .unwrap(),
+        );
     }
     w
 }
@@ -68,7 +87,10 @@ fn mnist_unet_shape_and_size() {
     assert!((300_000..=2_000_000).contains(&p), "{p} parameters");
     assert_eq!(g.nodes[g.output].shape, vec![1, 28, 28]);
     assert!(g.weight("down_blocks.2.attentions.0.to_q.weight").is_some());
-    assert!(g.weight("up_blocks.0.resnets.1.conv_shortcut.weight").is_some());
+    assert!(
+        g.weight("up_blocks.0.resnets.1.conv_shortcut.weight")
+            .is_some()
+    );
     assert!(g.weight("class_embedding.weight").is_some());
     // Attention only at 7×7: every attention op is over 49 positions.
     for n in &g.nodes {
@@ -82,18 +104,30 @@ fn mnist_unet_shape_and_size() {
 fn unsupported_diffusers_configs_are_typed_errors() {
     let mut c = unet2d::Config::mnist();
     c.act_fn = "mish".into();
-    assert!(matches!(unet2d::graph(&c), Err(cipherdm_models::ModelError::Config(_))));
+    assert!(matches!(
+        unet2d::graph(&c),
+        Err(cipherdm_models::ModelError::Config(_))
+    ));
     let mut c = unet2d::Config::mnist();
     c.down_block_types[0] = "CrossAttnDownBlock2D".into();
-    assert!(matches!(unet2d::graph(&c), Err(cipherdm_models::ModelError::Config(_))));
+    assert!(matches!(
+        unet2d::graph(&c),
+        Err(cipherdm_models::ModelError::Config(_))
+    ));
     let mut c = unet2d::Config::mnist();
     c.norm_num_groups = 5;
-    assert!(matches!(unet2d::graph(&c), Err(cipherdm_models::ModelError::Shape(_))));
+    assert!(matches!(
+        unet2d::graph(&c),
+        Err(cipherdm_models::ModelError::Shape(_))
+    ));
 }
 
 #[test]
 fn classifier_shapes() {
-    assert_eq!(classifier::graph(true).unwrap().nodes.last().unwrap().shape, vec![10]);
+    assert_eq!(
+        classifier::graph(true).unwrap().nodes.last().unwrap().shape,
+        vec![10]
+    );
     let body = classifier::graph(false).unwrap();
     assert_eq!(body.nodes[body.output].shape, vec![classifier::FEATURES]);
 }
@@ -111,7 +145,12 @@ fn approx_backend_uses_the_kernel_tables_exactly() {
     for (o, x) in out.data().iter().zip(&xs) {
         assert!((o - silu(*x)).abs() < 1e-15);
     }
-    for p in [Profile::CipherDm, Profile::Precise, Profile::Loose, Profile::Accurate] {
+    for p in [
+        Profile::CipherDm,
+        Profile::Precise,
+        Profile::Loose,
+        Profile::Accurate,
+    ] {
         let e = approx::entry(p, Function::Silu).unwrap();
         let mut b = PlainBackend::<f64>::new(Weights::default(), Nonlinearity::Approx(p));
         let out = run(&graph, &mut b, vec![("x", input.clone())]).unwrap();
@@ -119,7 +158,11 @@ fn approx_backend_uses_the_kernel_tables_exactly() {
             assert_eq!(*o, e.eval(*x), "{p:?} at {x}");
             // Documented errors carry three significant digits: allow 1 %.
             if (e.domain.0..=e.domain.1).contains(x) {
-                assert!((o - silu(*x)).abs() <= e.max_error * 1.01, "{p:?} at {x}: {}", (o - silu(*x)).abs());
+                assert!(
+                    (o - silu(*x)).abs() <= e.max_error * 1.01,
+                    "{p:?} at {x}: {}",
+                    (o - silu(*x)).abs()
+                );
             }
         }
     }
@@ -128,8 +171,13 @@ fn approx_backend_uses_the_kernel_tables_exactly() {
     let x = g.input("x", vec![1]);
     let y = g.act("gelu", x, Activation::Gelu);
     let graph = g.finish(y);
-    let mut b = PlainBackend::<f64>::new(Weights::default(), Nonlinearity::Approx(Profile::CipherDm));
-    let r = run(&graph, &mut b, vec![("x", Tensor::new(vec![1, 1], vec![0.5]).unwrap())]);
+    let mut b =
+        PlainBackend::<f64>::new(Weights::default(), Nonlinearity::Approx(Profile::CipherDm));
+    let r = run(
+        &graph,
+        &mut b,
+        vec![("x", Tensor::new(vec![1, 1], vec![0.5]).unwrap())],
+    );
     assert!(matches!(r, Err(cipherdm_models::ModelError::Kernel(_))));
 }
 
@@ -142,17 +190,34 @@ fn plain_approx_tiny_tracks_plain_within_the_profile_errors() {
     let mut exact = PlainDenoiser::new(model.clone(), w.clone(), Nonlinearity::Exact).unwrap();
     let reference = exact.forward(&x, 500, &conds).unwrap();
     // f32 and f64 plain agree closely.
-    let mut f32net = PlainDenoiser::new(model.clone(), w.cast::<f32>(), Nonlinearity::Exact).unwrap();
-    let d = f32net.forward(&x.cast(), 500, &conds).unwrap().cast::<f64>().max_abs_diff(&reference).unwrap();
+    let mut f32net =
+        PlainDenoiser::new(model.clone(), w.cast::<f32>(), Nonlinearity::Exact).unwrap();
+    let d = f32net
+        .forward(&x.cast(), 500, &conds)
+        .unwrap()
+        .cast::<f64>()
+        .max_abs_diff(&reference)
+        .unwrap();
     assert!(d < 1e-3, "f32 vs f64: {d}");
     // Accurate (≤ 1e-3 per activation) stays close; CipherDm (0.07 SiLU error) drifts further.
     let mut acc = exact.with_nonlinearity(Nonlinearity::Approx(Profile::Accurate));
     let mut cdm = exact.with_nonlinearity(Nonlinearity::Approx(Profile::CipherDm));
-    let da = acc.forward(&x, 500, &conds).unwrap().max_abs_diff(&reference).unwrap();
-    let dc = cdm.forward(&x, 500, &conds).unwrap().max_abs_diff(&reference).unwrap();
+    let da = acc
+        .forward(&x, 500, &conds)
+        .unwrap()
+        .max_abs_diff(&reference)
+        .unwrap();
+    let dc = cdm
+        .forward(&x, 500, &conds)
+        .unwrap()
+        .max_abs_diff(&reference)
+        .unwrap();
     eprintln!("tiny forward, random weights: Accurate {da:.2e}, CipherDm {dc:.2e}");
     assert!(da > 0.0 && da < 0.05, "Accurate drift {da}");
-    assert!(dc > da, "CipherDm {dc} should drift more than Accurate {da}");
+    assert!(
+        dc > da,
+        "CipherDm {dc} should drift more than Accurate {da}"
+    );
 }
 
 #[test]
@@ -165,7 +230,9 @@ fn batch_items_are_independent() {
     let mut net = PlainDenoiser::new(model, w, Nonlinearity::Exact).unwrap();
     let all = net.forward(&x, 21, &conds).unwrap();
     for i in 0..3 {
-        let one = net.forward(&x.batch_slice(i, 1).unwrap(), 21, &conds[i..i + 1]).unwrap();
+        let one = net
+            .forward(&x.batch_slice(i, 1).unwrap(), 21, &conds[i..i + 1])
+            .unwrap();
         assert!(one.max_abs_diff(&all.batch_slice(i, 1).unwrap()).unwrap() < 1e-12);
     }
 }

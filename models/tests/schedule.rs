@@ -1,6 +1,8 @@
 //! Schedule constants against hand-computed values, and sampler behaviour.
 
-use cipherdm_models::schedule::{ddim, ddpm, initial_noise, Condition, DdimConfig, Denoiser, Guidance, Schedule};
+use cipherdm_models::schedule::{
+    Condition, DdimConfig, Denoiser, Guidance, Schedule, ddim, ddpm, initial_noise,
+};
 use cipherdm_models::{ModelError, Tensor};
 
 #[test]
@@ -28,16 +30,27 @@ fn ddim_timesteps_are_cipherdms() {
     assert_eq!(steps[0], (981, Some(961)));
     assert_eq!(steps[48], (21, Some(1)));
     assert_eq!(steps[49], (1, None));
-    let bad = DdimConfig { steps: 0, ..DdimConfig::cipherdm() };
+    let bad = DdimConfig {
+        steps: 0,
+        ..DdimConfig::cipherdm()
+    };
     assert!(matches!(bad.timesteps(1000), Err(ModelError::Config(_))));
-    let bad = DdimConfig { offset: 20, ..DdimConfig::cipherdm() };
+    let bad = DdimConfig {
+        offset: 20,
+        ..DdimConfig::cipherdm()
+    };
     assert!(matches!(bad.timesteps(1000), Err(ModelError::Config(_))));
 }
 
 /// ε(x) = x·k: a linear "model" with a closed-form DDIM step.
 struct Linear(f64);
 impl Denoiser for Linear {
-    fn eps(&mut self, x: &Tensor<f64>, _: usize, _: &[Condition]) -> Result<Tensor<f64>, ModelError> {
+    fn eps(
+        &mut self,
+        x: &Tensor<f64>,
+        _: usize,
+        _: &[Condition],
+    ) -> Result<Tensor<f64>, ModelError> {
         Ok(x.map(|v| v * self.0))
     }
 }
@@ -47,8 +60,23 @@ fn one_ddim_step_by_hand_and_the_final_alpha_quirk() {
     let s = Schedule::cipherdm();
     let x = Tensor::new(vec![1, 1, 1, 2], vec![0.5, -0.25]).unwrap();
     for quirk in [true, false] {
-        let cfg = DdimConfig { steps: 1, offset: 1, clip_x0: false, final_alpha_quirk: quirk, eta: 0.0 };
-        let out = ddim(&s, &cfg, &mut Linear(0.3), x.clone(), &[Condition::Class(0)], Guidance::None, 0).unwrap();
+        let cfg = DdimConfig {
+            steps: 1,
+            offset: 1,
+            clip_x0: false,
+            final_alpha_quirk: quirk,
+            eta: 0.0,
+        };
+        let out = ddim(
+            &s,
+            &cfg,
+            &mut Linear(0.3),
+            x.clone(),
+            &[Condition::Class(0)],
+            Guidance::None,
+            0,
+        )
+        .unwrap();
         let a = s.alphas_cumprod[1];
         let a_prev = if quirk { s.alphas_cumprod[0] } else { 1.0 };
         for (o, &xv) in out.data().iter().zip(x.data()) {
@@ -65,15 +93,54 @@ fn clipping_bounds_x0_and_seeds_reproduce() {
     let s = Schedule::cipherdm();
     let x = initial_noise(9, vec![2, 1, 4, 4]);
     let conds = [Condition::Class(0), Condition::Class(1)];
-    let cfg = DdimConfig { final_alpha_quirk: false, ..DdimConfig::cipherdm() };
+    let cfg = DdimConfig {
+        final_alpha_quirk: false,
+        ..DdimConfig::cipherdm()
+    };
     // ε = −3x pushes x̂0 far outside [−1, 1]; with clipping the result stays inside.
-    let out = ddim(&s, &cfg, &mut Linear(-3.0), x.clone(), &conds, Guidance::None, 0).unwrap();
+    let out = ddim(
+        &s,
+        &cfg,
+        &mut Linear(-3.0),
+        x.clone(),
+        &conds,
+        Guidance::None,
+        0,
+    )
+    .unwrap();
     assert!(out.data().iter().all(|v| v.abs() <= 1.0 + 1e-12));
     // Stochastic DDIM and DDPM: same seed, same result; other seed, other result.
     let noisy = DdimConfig { eta: 1.0, ..cfg };
-    let a = ddim(&s, &noisy, &mut Linear(0.1), x.clone(), &conds, Guidance::None, 1).unwrap();
-    let b = ddim(&s, &noisy, &mut Linear(0.1), x.clone(), &conds, Guidance::None, 1).unwrap();
-    let c = ddim(&s, &noisy, &mut Linear(0.1), x.clone(), &conds, Guidance::None, 2).unwrap();
+    let a = ddim(
+        &s,
+        &noisy,
+        &mut Linear(0.1),
+        x.clone(),
+        &conds,
+        Guidance::None,
+        1,
+    )
+    .unwrap();
+    let b = ddim(
+        &s,
+        &noisy,
+        &mut Linear(0.1),
+        x.clone(),
+        &conds,
+        Guidance::None,
+        1,
+    )
+    .unwrap();
+    let c = ddim(
+        &s,
+        &noisy,
+        &mut Linear(0.1),
+        x.clone(),
+        &conds,
+        Guidance::None,
+        2,
+    )
+    .unwrap();
     assert_eq!(a, b);
     assert!(a.max_abs_diff(&c).unwrap() > 1e-3);
     let a = ddpm(&s, &mut Linear(0.1), x.clone(), &conds, Guidance::None, 1).unwrap();
@@ -82,7 +149,15 @@ fn clipping_bounds_x0_and_seeds_reproduce() {
     assert!(a.data().iter().all(|v| v.is_finite()));
     // Wrong batch: typed error.
     assert!(matches!(
-        ddim(&s, &cfg, &mut Linear(0.1), x, &conds[..1], Guidance::None, 0),
+        ddim(
+            &s,
+            &cfg,
+            &mut Linear(0.1),
+            x,
+            &conds[..1],
+            Guidance::None,
+            0
+        ),
         Err(ModelError::Shape(_))
     ));
 }
@@ -90,8 +165,17 @@ fn clipping_bounds_x0_and_seeds_reproduce() {
 /// Returns `a` for class inputs and `b` for the mean condition.
 struct TwoValued(f64, f64);
 impl Denoiser for TwoValued {
-    fn eps(&mut self, x: &Tensor<f64>, _: usize, c: &[Condition]) -> Result<Tensor<f64>, ModelError> {
-        let v = if c[0] == Condition::Mean { self.1 } else { self.0 };
+    fn eps(
+        &mut self,
+        x: &Tensor<f64>,
+        _: usize,
+        c: &[Condition],
+    ) -> Result<Tensor<f64>, ModelError> {
+        let v = if c[0] == Condition::Mean {
+            self.1
+        } else {
+            self.0
+        };
         Ok(x.map(|_| v))
     }
 }
@@ -100,15 +184,42 @@ impl Denoiser for TwoValued {
 fn guidance_formulas() {
     let s = Schedule::cipherdm();
     let x = Tensor::new(vec![1, 1, 1, 1], vec![0.2]).unwrap();
-    let cfg = DdimConfig { steps: 1, offset: 500, clip_x0: false, final_alpha_quirk: false, eta: 0.0 };
+    let cfg = DdimConfig {
+        steps: 1,
+        offset: 500,
+        clip_x0: false,
+        final_alpha_quirk: false,
+        eta: 0.0,
+    };
     let a = s.alphas_cumprod[500];
     let step = |e: f64| (0.2 - (1.0 - a).sqrt() * e) / a.sqrt();
     // Classifier-free: (1 + w)·c − w·u.
-    let out = ddim(&s, &cfg, &mut TwoValued(0.4, 0.1), x.clone(), &[Condition::Class(1)], Guidance::ClassifierFree { w: 2.0 }, 0).unwrap();
+    let out = ddim(
+        &s,
+        &cfg,
+        &mut TwoValued(0.4, 0.1),
+        x.clone(),
+        &[Condition::Class(1)],
+        Guidance::ClassifierFree { w: 2.0 },
+        0,
+    )
+    .unwrap();
     assert!((out.data()[0] - step(3.0 * 0.4 - 2.0 * 0.1)).abs() < 1e-12);
     // Score guidance: ε̂ + η·σ/α·(ε_unc − ε̂), with ε_unc from the reference model.
     let mut reference = TwoValued(9.0, -0.3);
-    let out = ddim(&s, &cfg, &mut TwoValued(0.4, 0.1), x, &[Condition::Class(1)], Guidance::Score { eta: 0.1, reference: &mut reference }, 0).unwrap();
+    let out = ddim(
+        &s,
+        &cfg,
+        &mut TwoValued(0.4, 0.1),
+        x,
+        &[Condition::Class(1)],
+        Guidance::Score {
+            eta: 0.1,
+            reference: &mut reference,
+        },
+        0,
+    )
+    .unwrap();
     let g = 0.1 * ((1.0 - a) / a).sqrt();
     assert!((out.data()[0] - step(0.4 + g * (-0.3 - 0.4))).abs() < 1e-12);
 }

@@ -7,13 +7,16 @@ use cipherdm_models::backend::run;
 use cipherdm_models::mnist::{Mnist, Split};
 use cipherdm_models::model::Model;
 use cipherdm_models::plain::{Nonlinearity, PlainBackend};
-use cipherdm_models::schedule::{initial_noise, Condition};
-use cipherdm_models::train::{train_classifier, train_diffusion, CandleBackend, TrainConfig};
-use cipherdm_models::{classifier, unet2d, Tensor};
+use cipherdm_models::schedule::{Condition, initial_noise};
+use cipherdm_models::train::{CandleBackend, TrainConfig, train_classifier, train_diffusion};
+use cipherdm_models::{Tensor, classifier, unet2d};
 
 #[test]
 fn candle_and_plain_backends_agree_on_every_architecture() {
-    for model in [Model::tiny().unwrap(), Model::unet2d(unet2d::Config::mnist()).unwrap()] {
+    for model in [
+        Model::tiny().unwrap(),
+        Model::unet2d(unet2d::Config::mnist()).unwrap(),
+    ] {
         let mut cb = CandleBackend::init(&model.graph, 3).unwrap();
         let w = cb.weights().unwrap();
         let x = initial_noise(1, vec![2, 1, 28, 28]).cast::<f32>();
@@ -34,7 +37,14 @@ fn a_few_steps_learn() {
         images: data.images[..64 * 784].to_vec(),
         labels: data.labels[..64].to_vec(),
     };
-    let cfg = TrainConfig { steps: 120, batch: 32, lr: 3e-3, ema: 0.9, seed: 5, log_every: 1000 };
+    let cfg = TrainConfig {
+        steps: 120,
+        batch: 32,
+        lr: 3e-3,
+        ema: 0.9,
+        seed: 5,
+        log_every: 1000,
+    };
     let g = classifier::graph(true).unwrap();
     let w = train_classifier(&g, &small, &cfg).unwrap();
     let mut b = PlainBackend::new(w, Nonlinearity::Exact);
@@ -50,9 +60,22 @@ fn a_few_steps_learn() {
 
     // Diffusion: three steps run, produce finite weights that load back through the checked loader.
     let model = Model::tiny().unwrap();
-    let cfg = TrainConfig { steps: 3, batch: 2, lr: 1e-3, ema: 0.9, seed: 1, log_every: 1000 };
+    let cfg = TrainConfig {
+        steps: 3,
+        batch: 2,
+        lr: 1e-3,
+        ema: 0.9,
+        seed: 1,
+        log_every: 1000,
+    };
     let w = train_diffusion(&model, &small.filter(&[0, 1]), &cfg).unwrap();
-    assert!(w.iter().all(|(_, t)| t.data().iter().all(|v| v.is_finite())));
+    assert!(
+        w.iter()
+            .all(|(_, t)| t.data().iter().all(|v| v.is_finite()))
+    );
     let bytes = w.to_safetensors(&model.graph).unwrap();
-    assert_eq!(cipherdm_models::Weights::<f32>::from_safetensors(&model.graph, &bytes).unwrap(), w);
+    assert_eq!(
+        cipherdm_models::Weights::<f32>::from_safetensors(&model.graph, &bytes).unwrap(),
+        w
+    );
 }

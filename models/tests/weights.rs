@@ -1,14 +1,17 @@
 //! The weight loader: exact round trips and precise errors.
 
 use cipherdm_models::model::Model;
-use cipherdm_models::{tiny, unet2d, ModelError, Tensor, Weights};
+use cipherdm_models::{ModelError, Tensor, Weights, tiny, unet2d};
 
 fn numbered(graph: &cipherdm_models::graph::Graph) -> Weights<f32> {
     let mut w = Weights::default();
     let mut k = 0.0f32;
     for s in &graph.weights {
         let n: usize = s.shape.iter().product();
-        w.insert(s.name.clone(), Tensor::new(s.shape.clone(), (0..n).map(|i| k + i as f32).collect()).unwrap());
+        w.insert(
+            s.name.clone(),
+            Tensor::new(s.shape.clone(), (0..n).map(|i| k + i as f32).collect()).unwrap(),
+        );
         k += 1000.0;
     }
     w
@@ -16,7 +19,10 @@ fn numbered(graph: &cipherdm_models::graph::Graph) -> Weights<f32> {
 
 #[test]
 fn round_trip_through_flax_and_pytorch_layouts() {
-    for g in [tiny::graph().unwrap(), unet2d::graph(&unet2d::Config::mnist()).unwrap()] {
+    for g in [
+        tiny::graph().unwrap(),
+        unet2d::graph(&unet2d::Config::mnist()).unwrap(),
+    ] {
         let w = numbered(&g);
         let bytes = w.to_safetensors(&g).unwrap();
         assert_eq!(Weights::<f32>::from_safetensors(&g, &bytes).unwrap(), w);
@@ -32,10 +38,17 @@ fn hwio_file_layout_is_transposed_into_oihw() {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let v = st.tensor("downs_0.Conv_0.kernel").unwrap();
     assert_eq!(v.shape(), &[3, 3, 4, 4]);
-    let file: Vec<f32> = v.data().chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let file: Vec<f32> = v
+        .data()
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     let canon = w.get("downs_0.Conv_0.kernel").unwrap();
     let (y, x, i, o) = (2, 1, 3, 0);
-    assert_eq!(file[((y * 3 + x) * 4 + i) * 4 + o], canon.data()[((o * 4 + i) * 3 + y) * 3 + x]);
+    assert_eq!(
+        file[((y * 3 + x) * 4 + i) * 4 + o],
+        canon.data()[((o * 4 + i) * 3 + y) * 3 + x]
+    );
 }
 
 fn err_text(r: Result<Weights<f32>, ModelError>) -> String {
@@ -66,10 +79,20 @@ fn loader_names_missing_wrong_and_extra_tensors() {
             t.1 = safetensors::Dtype::I32;
         }
     }
-    owned.push(("ema.extra".into(), safetensors::Dtype::F32, vec![1], vec![0; 4]));
+    owned.push((
+        "ema.extra".into(),
+        safetensors::Dtype::F32,
+        vec![1],
+        vec![0; 4],
+    ));
     let views: Vec<_> = owned
         .iter()
-        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     let bad = safetensors::serialize(views, None).unwrap();
     let msg = err_text(Weights::<f32>::from_safetensors(&g, &bad));
@@ -82,8 +105,14 @@ fn loader_names_missing_wrong_and_extra_tensors() {
         assert!(msg.contains(needle), "{needle:?} not in {msg}");
     }
     // Garbage and truncated files are format errors, not panics.
-    let _ = err_text(Weights::<f32>::from_safetensors(&g, b"not a safetensors file"));
-    let _ = err_text(Weights::<f32>::from_safetensors(&g, &good[..good.len() / 2]));
+    let _ = err_text(Weights::<f32>::from_safetensors(
+        &g,
+        b"not a safetensors file",
+    ));
+    let _ = err_text(Weights::<f32>::from_safetensors(
+        &g,
+        &good[..good.len() / 2],
+    ));
     let _ = err_text(Weights::<f32>::from_safetensors(&g, &[0xff; 8]));
 }
 
@@ -95,12 +124,19 @@ fn diffusers_folder_loads() {
     let model = Model::unet2d(config.clone()).unwrap();
     let w = numbered(&model.graph);
     config.save(&dir).unwrap();
-    w.save(&model.graph, dir.join("diffusion_pytorch_model.safetensors")).unwrap();
+    w.save(
+        &model.graph,
+        dir.join("diffusion_pytorch_model.safetensors"),
+    )
+    .unwrap();
     let loaded = Model::unet2d(unet2d::Config::load(&dir).unwrap()).unwrap();
     assert_eq!(loaded, model);
     assert_eq!(loaded.load_weights::<f32>(&dir).unwrap(), w);
     // A config that is not JSON is a format error naming the file.
     std::fs::write(dir.join("config.json"), "{ nope").unwrap();
-    assert!(matches!(unet2d::Config::load(&dir), Err(ModelError::Format { .. })));
+    assert!(matches!(
+        unet2d::Config::load(&dir),
+        Err(ModelError::Format { .. })
+    ));
     std::fs::remove_dir_all(&dir).unwrap();
 }

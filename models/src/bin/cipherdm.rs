@@ -7,7 +7,11 @@ use cipherdm_models::commands;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cipherdm", version, about = "Secure diffusion sampling with three-party computation")]
+#[command(
+    name = "cipherdm",
+    version,
+    about = "Secure diffusion sampling with three-party computation"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,12 +84,29 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
-        Command::PlainSample { model, labels, profile, guidance, steps, seed, out } => {
-            commands::plain_sample(&model, &labels, &profile, guidance, steps, seed, &out)
-        }
-        Command::Train { model, steps, batch, lr, seed, out } => commands::train(&model, steps, batch, lr, seed, out),
+        Command::PlainSample {
+            model,
+            labels,
+            profile,
+            guidance,
+            steps,
+            seed,
+            out,
+        } => commands::plain_sample(&model, &labels, &profile, guidance, steps, seed, &out),
+        Command::Train {
+            model,
+            steps,
+            batch,
+            lr,
+            seed,
+            out,
+        } => commands::train(&model, steps, batch, lr, seed, out),
         Command::EvalClassifier => commands::eval_classifier(),
-        Command::Results { samples, models, out } => commands::results(samples, &models, &out),
+        Command::Results {
+            samples,
+            models,
+            out,
+        } => commands::results(samples, &models, &out),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

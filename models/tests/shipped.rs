@@ -1,0 +1,57 @@
+//! The weights the project ships: they load, reproduce committed fixtures, and the
+//! classifier meets its accuracy target. Regenerate the fixtures after retraining with
+//! `CIPHERDM_BLESS=1 cargo test -p cipherdm-models --test shipped`.
+
+use std::path::PathBuf;
+
+use cipherdm_models::commands::{classifier_test_accuracy, sample_plain, shipped_model};
+use cipherdm_models::plain::Nonlinearity;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Five DDIM steps from seed 0 for one sample per class, compared with the fixture.
+fn check_fixture(model: &str, labels: &[usize]) {
+    let (m, w) = shipped_model(model).unwrap();
+    let x = sample_plain(&m, &w, Nonlinearity::Exact, labels, 0.0, 5, 0).unwrap();
+    let path = fixture(&format!("{model}_ddim5.json"));
+    if std::env::var_os("CIPHERDM_BLESS").is_some() {
+        std::fs::write(&path, serde_json::to_string(x.data()).unwrap()).unwrap();
+        eprintln!("blessed {}", path.display());
+        return;
+    }
+    let want: Vec<f64> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(want.len(), x.len());
+    let d = x
+        .data()
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        d <= 1e-9,
+        "{model}: 5-step DDIM differs from the fixture by {d}"
+    );
+    // The samples are images, not noise: inside [-1, 1] and not constant.
+    assert!(x.data().iter().all(|v| v.abs() <= 1.0 + 1e-9));
+}
+
+#[test]
+fn tiny_reproduces_its_fixture() {
+    check_fixture("tiny", &[0, 1]);
+}
+
+#[test]
+fn mnist_reproduces_its_fixture() {
+    check_fixture("mnist", &[3, 7]);
+}
+
+#[test]
+fn classifier_reaches_99_percent_on_mnist_test() {
+    let acc = classifier_test_accuracy().unwrap();
+    eprintln!("classifier test accuracy {:.2} %", 100.0 * acc);
+    assert!(acc >= 0.99, "classifier accuracy {acc}");
+}
