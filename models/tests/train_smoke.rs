@@ -9,7 +9,7 @@ use cipherdm_models::model::Model;
 use cipherdm_models::plain::{Nonlinearity, PlainBackend};
 use cipherdm_models::schedule::{Condition, initial_noise};
 use cipherdm_models::train::{CandleBackend, TrainConfig, train_classifier, train_diffusion};
-use cipherdm_models::{Tensor, classifier, unet2d};
+use cipherdm_models::{classifier, unet2d};
 
 #[test]
 fn candle_and_plain_backends_agree_on_every_architecture() {
@@ -54,7 +54,7 @@ fn a_few_steps_learn() {
         .data()
         .chunks(10)
         .zip(&small.labels)
-        .filter(|(r, &l)| (0..10).fold(0, |b, i| if r[i] > r[b] { i } else { b }) == l as usize)
+        .filter(|(r, l)| (0..10).fold(0, |b, i| if r[i] > r[b] { i } else { b }) == **l as usize)
         .count();
     assert!(hits >= 40, "memorised only {hits}/64 training digits");
 
