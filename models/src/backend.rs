@@ -48,7 +48,10 @@ pub fn run<B: Backend>(
                     .map(|&v| values.get(v).and_then(Option::as_ref))
                     .collect::<Option<Vec<&B::Value>>>()
                     .ok_or_else(|| {
-                        crate::ModelError::Shape(format!("{}: reads a value that is not live", node.name))
+                        crate::ModelError::Shape(format!(
+                            "{}: reads a value that is not live",
+                            node.name
+                        ))
                     })?;
                 backend.eval(node, &args)?
             }
@@ -63,5 +66,7 @@ pub fn run<B: Backend>(
     values
         .get_mut(graph.output)
         .and_then(Option::take)
-        .ok_or_else(|| crate::ModelError::Shape("the graph output was never computed".into()).into())
+        .ok_or_else(|| {
+            crate::ModelError::Shape("the graph output was never computed".into()).into()
+        })
 }

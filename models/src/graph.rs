@@ -475,7 +475,7 @@ impl GraphBuilder {
     ) -> Result<ValueId, ModelError> {
         let shape = self.shape(x).to_vec();
         let c = shape[0];
-        if groups == 0 || c % groups != 0 {
+        if groups == 0 || !c.is_multiple_of(groups) {
             return Err(shape_err(
                 prefix,
                 format!("{groups} groups do not divide {c} channels"),
@@ -568,7 +568,7 @@ impl GraphBuilder {
                 "q, k and v must share one NCHW shape".into(),
             ));
         }
-        if heads == 0 || s[0] % heads != 0 {
+        if heads == 0 || !s[0].is_multiple_of(heads) {
             return Err(shape_err(
                 name,
                 format!("{heads} heads do not divide {} channels", s[0]),

@@ -18,7 +18,7 @@ pub enum Architecture {
     /// CipherDM's binary-MNIST U-Net ([`tiny`]).
     Tiny,
     /// A diffusers `UNet2DModel` ([`unet2d`]).
-    UNet2d(unet2d::Config),
+    UNet2d(Box<unet2d::Config>),
 }
 
 /// A diffusion model's graph and input conventions.
@@ -43,7 +43,7 @@ impl Model {
     pub fn unet2d(config: unet2d::Config) -> Result<Self, ModelError> {
         let graph = unet2d::graph(&config)?;
         Ok(Self {
-            architecture: Architecture::UNet2d(config),
+            architecture: Architecture::UNet2d(Box::new(config)),
             graph,
         })
     }

@@ -369,7 +369,9 @@ pub(crate) fn matmul_acc<F: Float>(a: &[F], b: &[F], out: &mut [F], m: usize, k:
             let mut acc = [[F::zero(); NR]; MR];
             if mr == MR && nr == NR {
                 for kk in 0..k {
-                    let bv: &[F; NR] = b[kk * n + j0..kk * n + j0 + NR].try_into().expect("NR columns");
+                    let bv: &[F; NR] = b[kk * n + j0..kk * n + j0 + NR]
+                        .try_into()
+                        .expect("NR columns");
                     for (r, row) in acc.iter_mut().enumerate() {
                         let av = a[(i0 + r) * k + kk];
                         for (o, &bb) in row.iter_mut().zip(bv) {
@@ -416,13 +418,13 @@ fn im2col<F: Float>(
                 let dst = &mut col[r * ho * wo..(r + 1) * ho * wo];
                 for oy in 0..ho {
                     let yd = (oy * c.stride + ky) as isize - ph;
-                    if yd < 0 || yd as usize % dil != 0 || yd as usize / dil >= h {
+                    if yd < 0 || !(yd as usize).is_multiple_of(dil) || yd as usize / dil >= h {
                         continue;
                     }
                     let iy = yd as usize / dil;
                     for ox in 0..wo {
                         let xd = (ox * c.stride + kx) as isize - pw;
-                        if xd < 0 || xd as usize % dil != 0 || xd as usize / dil >= w {
+                        if xd < 0 || !(xd as usize).is_multiple_of(dil) || xd as usize / dil >= w {
                             continue;
                         }
                         dst[oy * wo + ox] = x[(ci * h + iy) * w + xd as usize / dil];
@@ -528,14 +530,21 @@ mod tests {
     #[test]
     fn tiled_matmul_equals_the_definition_on_ragged_shapes() {
         for (m, k, n) in [(1, 1, 1), (3, 5, 7), (4, 9, 16), (9, 13, 37), (16, 36, 784)] {
-            let a: Vec<f64> = (0..m * k).map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0).collect();
-            let b: Vec<f64> = (0..k * n).map(|i| ((i * 53 % 97) as f64 - 48.0) / 5.0).collect();
+            let a: Vec<f64> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0)
+                .collect();
+            let b: Vec<f64> = (0..k * n)
+                .map(|i| ((i * 53 % 97) as f64 - 48.0) / 5.0)
+                .collect();
             let mut out = vec![1.0; m * n];
             matmul_acc(&a, &b, &mut out, m, k, n);
             for i in 0..m {
                 for j in 0..n {
                     let want: f64 = 1.0 + (0..k).map(|t| a[i * k + t] * b[t * n + j]).sum::<f64>();
-                    assert!((out[i * n + j] - want).abs() < 1e-9, "({m},{k},{n}) at ({i},{j})");
+                    assert!(
+                        (out[i * n + j] - want).abs() < 1e-9,
+                        "({m},{k},{n}) at ({i},{j})"
+                    );
                 }
             }
         }

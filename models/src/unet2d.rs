@@ -168,11 +168,12 @@ impl Config {
         if self.num_class_embeds == 0 || self.layers_per_block == 0 {
             return bad("num_class_embeds and layers_per_block must be positive".into());
         }
-        if self.block_out_channels[0] % 2 != 0 || self.block_out_channels[0] <= 2 * self.freq_shift
+        if !self.block_out_channels[0].is_multiple_of(2)
+            || self.block_out_channels[0] <= 2 * self.freq_shift
         {
             return bad("block_out_channels[0] must be even and exceed 2·freq_shift".into());
         }
-        if self.sample_size % (1 << (levels - 1)) != 0 {
+        if !self.sample_size.is_multiple_of(1 << (levels - 1)) {
             return bad(format!(
                 "sample_size {} does not halve {} times",
                 self.sample_size,
