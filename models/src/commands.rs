@@ -220,6 +220,7 @@ pub fn train(
     lr: Option<f64>,
     seed: u64,
     out: Option<PathBuf>,
+    init: Option<PathBuf>,
 ) -> Result<(), ModelError> {
     #[cfg(feature = "train")]
     {
@@ -241,7 +242,9 @@ pub fn train(
         match model {
             "tiny" => {
                 let m = Model::tiny()?;
-                let w = train_diffusion(&m, &data.filter(&[0, 1]), &cfg(3000, 1e-3))?;
+                let init = init.map(|p| Weights::load(&m.graph, p)).transpose()?;
+                let w =
+                    train_diffusion(&m, &data.filter(&[0, 1]), &cfg(3000, 1e-3), init.as_ref())?;
                 let out = out.unwrap_or_else(tiny_path);
                 w.save(&m.graph, &out)?;
                 eprintln!(
@@ -253,7 +256,8 @@ pub fn train(
             "mnist" => {
                 let config = unet2d::Config::mnist();
                 let m = Model::unet2d(config.clone())?;
-                let w = train_diffusion(&m, &data, &cfg(1800, 7e-4))?;
+                let init = init.map(|p| m.load_weights(p)).transpose()?;
+                let w = train_diffusion(&m, &data, &cfg(1800, 7e-4), init.as_ref())?;
                 let out = out.unwrap_or_else(mnist_dir);
                 std::fs::create_dir_all(&out).map_err(|e| ModelError::io(&out, e))?;
                 config.save(&out)?;
@@ -285,7 +289,7 @@ pub fn train(
     }
     #[cfg(not(feature = "train"))]
     {
-        let _ = (model, steps, batch, lr, seed, out);
+        let _ = (model, steps, batch, lr, seed, out, init);
         Err(ModelError::Config(
             "this build has no training backend: rebuild with `--features train`".into(),
         ))

@@ -344,15 +344,19 @@ fn lr_at(cfg: &TrainConfig, step: usize) -> f64 {
     cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1.0 + (core::f64::consts::PI * progress).cos()))
 }
 
-/// Trains a diffusion model's noise prediction on `data` (labels must be `< classes`).
-/// Returns the EMA weights.
+/// Trains a diffusion model's noise prediction on `data` (labels must be `< classes`),
+/// from fresh weights or from `init`. Returns the EMA weights.
 pub fn train_diffusion(
     model: &Model,
     data: &Mnist,
     cfg: &TrainConfig,
+    init: Option<&Weights<f32>>,
 ) -> Result<Weights<f32>, ModelError> {
     let schedule = Schedule::cipherdm();
-    let mut backend = CandleBackend::init(&model.graph, cfg.seed)?;
+    let mut backend = match init {
+        Some(w) => CandleBackend::from_weights(&model.graph, w)?,
+        None => CandleBackend::init(&model.graph, cfg.seed)?,
+    };
     let params = ParamsAdamW {
         lr: cfg.lr,
         weight_decay: 0.0,

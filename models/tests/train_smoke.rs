@@ -68,7 +68,7 @@ fn a_few_steps_learn() {
         seed: 1,
         log_every: 1000,
     };
-    let w = train_diffusion(&model, &small.filter(&[0, 1]), &cfg).unwrap();
+    let w = train_diffusion(&model, &small.filter(&[0, 1]), &cfg, None).unwrap();
     assert!(
         w.iter()
             .all(|(_, t)| t.data().iter().all(|v| v.is_finite()))

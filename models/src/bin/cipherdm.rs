@@ -64,6 +64,9 @@ enum Command {
         /// default: the shipped location under models/weights.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Continue from these weights instead of a fresh initialisation (diffusion models).
+        #[arg(long)]
+        init: Option<PathBuf>,
     },
     /// Test-set accuracy of the shipped classifier.
     EvalClassifier,
@@ -100,7 +103,8 @@ fn main() -> ExitCode {
             lr,
             seed,
             out,
-        } => commands::train(&model, steps, batch, lr, seed, out),
+            init,
+        } => commands::train(&model, steps, batch, lr, seed, out, init),
         Command::EvalClassifier => commands::eval_classifier(),
         Command::Results {
             samples,
