@@ -174,10 +174,21 @@ impl Classifier {
 
     /// Predicted classes of `x` `(B, 1, 28, 28)`.
     pub fn predict(&mut self, x: &Tensor<f32>) -> Result<Vec<usize>, ModelError> {
+        self.predict_among(x, classifier::CLASSES)
+    }
+
+    /// Predicted classes among `0..classes` (the binary task of `cipherdm-tiny` is
+    /// "0 or 1", not ten-way).
+    pub fn predict_among(
+        &mut self,
+        x: &Tensor<f32>,
+        classes: usize,
+    ) -> Result<Vec<usize>, ModelError> {
         let l = run(&self.head, &mut self.logits, vec![("x", x.clone())])?;
+        let k = classes.clamp(1, classifier::CLASSES);
         Ok(l.data()
             .chunks(classifier::CLASSES)
-            .map(|r| (0..r.len()).fold(0, |b, i| if r[i] > r[b] { i } else { b }))
+            .map(|r| (0..k).fold(0, |b, i| if r[i] > r[b] { i } else { b }))
             .collect())
     }
 
@@ -233,6 +244,7 @@ pub fn train(
             lr: lr.unwrap_or(default_lr),
             ema: 0.999,
             seed,
+            checkpoint_every: 200,
             log_every: if steps.is_some_and(|s| s < 1000) {
                 10
             } else {
@@ -243,9 +255,13 @@ pub fn train(
             "tiny" => {
                 let m = Model::tiny()?;
                 let init = init.map(|p| Weights::load(&m.graph, p)).transpose()?;
-                let w =
-                    train_diffusion(&m, &data.filter(&[0, 1]), &cfg(3000, 1e-3), init.as_ref())?;
                 let out = out.unwrap_or_else(tiny_path);
+                let mut save = |step: usize, w: &Weights<f32>| {
+                    eprintln!("checkpoint at step {step}: {}", out.display());
+                    w.save(&m.graph, &out)
+                };
+                let data = data.filter(&[0, 1]);
+                let w = train_diffusion(&m, &data, &cfg(3000, 1e-3), init.as_ref(), &mut save)?;
                 w.save(&m.graph, &out)?;
                 eprintln!(
                     "wrote {} after {:.0} s",
@@ -257,10 +273,15 @@ pub fn train(
                 let config = unet2d::Config::mnist();
                 let m = Model::unet2d(config.clone())?;
                 let init = init.map(|p| m.load_weights(p)).transpose()?;
-                let w = train_diffusion(&m, &data, &cfg(1800, 7e-4), init.as_ref())?;
                 let out = out.unwrap_or_else(mnist_dir);
                 std::fs::create_dir_all(&out).map_err(|e| ModelError::io(&out, e))?;
                 config.save(&out)?;
+                let file = out.join("diffusion_pytorch_model.safetensors");
+                let mut save = |step: usize, w: &Weights<f32>| {
+                    eprintln!("checkpoint at step {step}: {}", file.display());
+                    w.save(&m.graph, &file)
+                };
+                let w = train_diffusion(&m, &data, &cfg(1800, 7e-4), init.as_ref(), &mut save)?;
                 w.save(&m.graph, out.join("diffusion_pytorch_model.safetensors"))?;
                 eprintln!(
                     "wrote {} after {:.0} s",

@@ -5,8 +5,9 @@
 //! requested labels from the same initial noise with 50-step DDIM, without and with score
 //! guidance. The unconditional trajectory that score guidance needs does not depend on the
 //! profile or on η, so it is computed once per model ([`PrecomputedScores`]), as a model
-//! owner would precompute it offline. Samples are scored by the shipped classifier:
-//! accuracy and macro F1 against the requested labels, and the Fréchet distance of its
+//! owner would precompute it offline. Samples are scored by the shipped classifier
+//! (restricted to the model's classes: 0 or 1 for `tiny`): accuracy and macro F1 against
+//! the requested labels, and the Fréchet distance of its
 //! penultimate features against the MNIST test digits of the same classes.
 
 use std::collections::BTreeMap;
@@ -188,7 +189,7 @@ pub fn study(
             let mut f = Vec::new();
             for start in (0..samples).step_by(500) {
                 let b = imgs.batch_slice(start, 500.min(samples - start))?;
-                pred.extend(classifier.predict(&b)?);
+                pred.extend(classifier.predict_among(&b, classes)?);
                 f.extend(classifier.features(&b)?);
             }
             let (m, cv) = gaussian_fit(&f, crate::classifier::FEATURES)?;

@@ -288,7 +288,12 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Progress line every this many steps.
     pub log_every: usize,
+    /// Hand the EMA weights to the checkpoint callback every this many steps (0: never).
+    pub checkpoint_every: usize,
 }
+
+/// Called with `(step, EMA weights)` every [`TrainConfig::checkpoint_every`] steps.
+pub type Checkpoint<'a> = &'a mut dyn FnMut(usize, &Weights<f32>) -> Result<(), ModelError>;
 
 struct Ema {
     shadow: Vec<(Var, Vec<f32>)>,
@@ -351,6 +356,7 @@ pub fn train_diffusion(
     data: &Mnist,
     cfg: &TrainConfig,
     init: Option<&Weights<f32>>,
+    checkpoint: Checkpoint<'_>,
 ) -> Result<Weights<f32>, ModelError> {
     let schedule = Schedule::cipherdm();
     let mut backend = match init {
@@ -424,6 +430,9 @@ pub fn train_diffusion(
             .to_dtype(DType::F64)
             .and_then(|l| l.to_scalar::<f64>())
             .map_err(ce)?;
+        if cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0 {
+            checkpoint(step + 1, &ema.weights(&backend)?)?;
+        }
         if (step + 1) % cfg.log_every == 0 {
             eprintln!(
                 "step {:>6}/{}  loss {:.4}  {:.0} s",

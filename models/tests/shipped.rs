@@ -35,8 +35,8 @@ fn check_fixture(model: &str, labels: &[usize]) {
         d <= 1e-9,
         "{model}: 5-step DDIM differs from the fixture by {d}"
     );
-    // The samples are images, not noise: inside [-1, 1] and not constant.
-    assert!(x.data().iter().all(|v| v.abs() <= 1.0 + 1e-9));
+    // x̂0 is clipped to [-1, 1]; the last step adds at most √(1 − ᾱ[0])·|ε| = 0.01·|ε|.
+    assert!(x.data().iter().all(|v| v.is_finite() && v.abs() <= 1.1));
 }
 
 #[test]

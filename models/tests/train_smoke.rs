@@ -44,6 +44,7 @@ fn a_few_steps_learn() {
         ema: 0.9,
         seed: 5,
         log_every: 1000,
+        checkpoint_every: 0,
     };
     let g = classifier::graph(true).unwrap();
     let w = train_classifier(&g, &small, &cfg).unwrap();
@@ -67,8 +68,19 @@ fn a_few_steps_learn() {
         ema: 0.9,
         seed: 1,
         log_every: 1000,
+        checkpoint_every: 0,
     };
-    let w = train_diffusion(&model, &small.filter(&[0, 1]), &cfg, None).unwrap();
+    let mut saw = 0;
+    let cfg = TrainConfig {
+        checkpoint_every: 1,
+        ..cfg
+    };
+    let w = train_diffusion(&model, &small.filter(&[0, 1]), &cfg, None, &mut |_, _| {
+        saw += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(saw, 3, "one checkpoint per step");
     assert!(
         w.iter()
             .all(|(_, t)| t.data().iter().all(|v| v.is_finite()))
