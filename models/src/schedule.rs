@@ -192,29 +192,43 @@ pub fn initial_noise(seed: u64, shape: Vec<usize>) -> Tensor<f64> {
     Tensor::new(shape, normal(&mut rng, n)).expect("normal returns n values")
 }
 
-fn guided_eps(
+/// A sampler's update `(x_t, ε) ↦ x_prev` for one timestep.
+type StepMap<'a> = dyn Fn(&Tensor<f64>, &Tensor<f64>) -> Result<Tensor<f64>, ModelError> + 'a;
+
+/// One sampler step under `guidance`: `step(x, ε)` applied to the conditional
+/// trajectory with the guided ε and, for score guidance, to the unconditional trajectory
+/// `x_unc` with the reference model's ε (the same map, the same noise).
+#[allow(clippy::too_many_arguments)]
+fn guided_step(
+    schedule: &Schedule,
+    t: usize,
     model: &mut dyn Denoiser,
     x: &Tensor<f64>,
-    t: usize,
+    x_unc: &mut Option<Tensor<f64>>,
     conditions: &[Condition],
     guidance: &mut Guidance<'_>,
-    unconditional: Option<&Tensor<f64>>,
-    gamma: f64,
+    step: &StepMap<'_>,
 ) -> Result<Tensor<f64>, ModelError> {
     let eps = model.eps(x, t, conditions)?;
-    match guidance {
-        Guidance::None => Ok(eps),
+    let mean = vec![Condition::Mean; conditions.len()];
+    let eps = match guidance {
+        Guidance::None => eps,
         Guidance::ClassifierFree { w } => {
-            let mean = vec![Condition::Mean; conditions.len()];
             let u = model.eps(x, t, &mean)?;
             let w = *w;
-            zip(&eps, &u, |c, u| (1.0 + w) * c - w * u)
+            zip(&eps, &u, |c, u| (1.0 + w) * c - w * u)?
         }
-        Guidance::Score { .. } => {
-            let u = unconditional.expect("score guidance passes the unconditional score");
-            zip(&eps, u, |e, u| e + gamma * (u - e))
+        Guidance::Score { eta, reference } => {
+            let xu = x_unc.as_ref().ok_or_else(|| {
+                ModelError::Config("score guidance needs the unconditional trajectory".into())
+            })?;
+            let u = reference.eps(xu, t, &mean)?;
+            *x_unc = Some(step(xu, &u)?);
+            let gamma = *eta * schedule.snr_weight(t);
+            zip(&eps, &u, |e, u| e + gamma * (u - e))?
         }
-    }
+    };
+    step(x, &eps)
 }
 
 fn zip(
@@ -254,7 +268,6 @@ pub fn ddim(
     let mut rng = ChaCha12Rng::seed_from_u64(seed);
     let mut x = x_t;
     let mut x_unc = matches!(guidance, Guidance::Score { .. }).then(|| x.clone());
-    let mean = vec![Condition::Mean; conditions.len()];
     for (t, prev) in config.timesteps(schedule.len())? {
         let a_t = schedule.alphas_cumprod[t];
         let a_prev = match prev {
@@ -284,26 +297,16 @@ pub fn ddim(
                 .collect();
             Tensor::new(x.shape().to_vec(), data)
         };
-        let mut unc_eps = None;
-        if let (Some(xu), Guidance::Score { reference, .. }) = (&x_unc, &mut guidance) {
-            let e = reference.eps(xu, t, &mean)?;
-            x_unc = Some(step(xu, &e)?);
-            unc_eps = Some(e);
-        }
-        let gamma = match &guidance {
-            Guidance::Score { eta, .. } => eta * schedule.snr_weight(t),
-            _ => 0.0,
-        };
-        let eps = guided_eps(
+        x = guided_step(
+            schedule,
+            t,
             model,
             &x,
-            t,
+            &mut x_unc,
             conditions,
             &mut guidance,
-            unc_eps.as_ref(),
-            gamma,
+            &step,
         )?;
-        x = step(&x, &eps)?;
     }
     Ok(x)
 }
@@ -321,7 +324,6 @@ pub fn ddpm(
     let mut rng = ChaCha12Rng::seed_from_u64(seed);
     let mut x = x_t;
     let mut x_unc = matches!(guidance, Guidance::Score { .. }).then(|| x.clone());
-    let mean = vec![Condition::Mean; conditions.len()];
     for t in (0..schedule.len()).rev() {
         let (b, a_bar) = (schedule.betas[t], schedule.alphas_cumprod[t]);
         let coeff = b / (1.0 - a_bar).sqrt();
@@ -339,26 +341,16 @@ pub fn ddpm(
                 .collect();
             Tensor::new(x.shape().to_vec(), data)
         };
-        let mut unc_eps = None;
-        if let (Some(xu), Guidance::Score { reference, .. }) = (&x_unc, &mut guidance) {
-            let e = reference.eps(xu, t, &mean)?;
-            x_unc = Some(step(xu, &e)?);
-            unc_eps = Some(e);
-        }
-        let gamma = match &guidance {
-            Guidance::Score { eta, .. } => eta * schedule.snr_weight(t),
-            _ => 0.0,
-        };
-        let eps = guided_eps(
+        x = guided_step(
+            schedule,
+            t,
             model,
             &x,
-            t,
+            &mut x_unc,
             conditions,
             &mut guidance,
-            unc_eps.as_ref(),
-            gamma,
+            &step,
         )?;
-        x = step(&x, &eps)?;
     }
     Ok(x)
 }

@@ -349,6 +349,51 @@ fn lr_at(cfg: &TrainConfig, step: usize) -> f64 {
     cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1.0 + (core::f64::consts::PI * progress).cos()))
 }
 
+/// The training loop shared by every model: AdamW with the warm-up / cosine schedule,
+/// EMA, progress lines and checkpoints; `loss` builds one batch and returns its loss.
+fn fit(
+    mut backend: CandleBackend,
+    cfg: &TrainConfig,
+    salt: u64,
+    checkpoint: Checkpoint<'_>,
+    mut loss: impl FnMut(&mut CandleBackend, &mut ChaCha12Rng) -> Result<CTensor, ModelError>,
+) -> Result<Weights<f32>, ModelError> {
+    let params = ParamsAdamW {
+        lr: cfg.lr,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
+    let mut opt = AdamW::new(backend.vars(), params).map_err(ce)?;
+    let mut ema = Ema::new(backend.vars(), cfg.ema)?;
+    let mut rng = ChaCha12Rng::seed_from_u64(cfg.seed ^ salt);
+    let start = Instant::now();
+    let mut running = 0.0;
+    for step in 0..cfg.steps {
+        let loss = loss(&mut backend, &mut rng)?;
+        opt.set_learning_rate(lr_at(cfg, step));
+        opt.backward_step(&loss).map_err(ce)?;
+        ema.update(step)?;
+        running += loss
+            .to_dtype(DType::F64)
+            .and_then(|l| l.to_scalar::<f64>())
+            .map_err(ce)?;
+        if cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0 {
+            checkpoint(step + 1, &ema.weights(&backend)?)?;
+        }
+        if (step + 1) % cfg.log_every == 0 {
+            eprintln!(
+                "step {:>6}/{}  loss {:.4}  {:.0} s",
+                step + 1,
+                cfg.steps,
+                running / cfg.log_every as f64,
+                start.elapsed().as_secs_f64()
+            );
+            running = 0.0;
+        }
+    }
+    ema.weights(&backend)
+}
+
 /// Trains a diffusion model's noise prediction on `data` (labels must be `< classes`),
 /// from fresh weights or from `init`. Returns the EMA weights.
 pub fn train_diffusion(
@@ -359,21 +404,11 @@ pub fn train_diffusion(
     checkpoint: Checkpoint<'_>,
 ) -> Result<Weights<f32>, ModelError> {
     let schedule = Schedule::cipherdm();
-    let mut backend = match init {
+    let backend = match init {
         Some(w) => CandleBackend::from_weights(&model.graph, w)?,
         None => CandleBackend::init(&model.graph, cfg.seed)?,
     };
-    let params = ParamsAdamW {
-        lr: cfg.lr,
-        weight_decay: 0.0,
-        ..Default::default()
-    };
-    let mut opt = AdamW::new(backend.vars(), params).map_err(ce)?;
-    let mut ema = Ema::new(backend.vars(), cfg.ema)?;
-    let mut rng = ChaCha12Rng::seed_from_u64(cfg.seed ^ 0x5eed);
-    let start = Instant::now();
-    let mut running = 0.0;
-    for step in 0..cfg.steps {
+    fit(backend, cfg, 0x5eed, checkpoint, |backend, rng| {
         let idx: Vec<usize> = (0..cfg.batch)
             .map(|_| (rng.next_u64() % data.len() as u64) as usize)
             .collect();
@@ -381,7 +416,7 @@ pub fn train_diffusion(
         let ts: Vec<usize> = (0..cfg.batch)
             .map(|_| (rng.next_u64() % schedule.len() as u64) as usize)
             .collect();
-        let eps: Vec<f64> = normal(&mut rng, x0.len());
+        let eps: Vec<f64> = normal(rng, x0.len());
         let per = x0.len() / cfg.batch;
         let xt: Vec<f32> = x0
             .data()
@@ -417,34 +452,13 @@ pub fn train_diffusion(
                 to_candle(&Tensor::new(vec![cfg.batch, model.classes()], label)?)?,
             ),
         ];
-        let pred = run(&model.graph, &mut backend, inputs)?;
+        let pred = run(&model.graph, backend, inputs)?;
         let target = to_candle(&Tensor::new(
             x0.shape().to_vec(),
             eps.iter().map(|&v| v as f32).collect(),
         )?)?;
-        let loss = candle_nn::loss::mse(&pred, &target).map_err(ce)?;
-        opt.set_learning_rate(lr_at(cfg, step));
-        opt.backward_step(&loss).map_err(ce)?;
-        ema.update(step)?;
-        running += loss
-            .to_dtype(DType::F64)
-            .and_then(|l| l.to_scalar::<f64>())
-            .map_err(ce)?;
-        if cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0 {
-            checkpoint(step + 1, &ema.weights(&backend)?)?;
-        }
-        if (step + 1) % cfg.log_every == 0 {
-            eprintln!(
-                "step {:>6}/{}  loss {:.4}  {:.0} s",
-                step + 1,
-                cfg.steps,
-                running / cfg.log_every as f64,
-                start.elapsed().as_secs_f64()
-            );
-            running = 0.0;
-        }
-    }
-    ema.weights(&backend)
+        candle_nn::loss::mse(&pred, &target).map_err(ce)
+    })
 }
 
 /// Trains the evaluation classifier (cross-entropy). Returns the EMA weights.
@@ -453,43 +467,15 @@ pub fn train_classifier(
     data: &Mnist,
     cfg: &TrainConfig,
 ) -> Result<Weights<f32>, ModelError> {
-    let mut backend = CandleBackend::init(graph, cfg.seed)?;
-    let params = ParamsAdamW {
-        lr: cfg.lr,
-        weight_decay: 0.0,
-        ..Default::default()
-    };
-    let mut opt = AdamW::new(backend.vars(), params).map_err(ce)?;
-    let mut ema = Ema::new(backend.vars(), cfg.ema)?;
-    let mut rng = ChaCha12Rng::seed_from_u64(cfg.seed ^ 0xc1a55);
-    let start = Instant::now();
-    let mut running = 0.0;
-    for step in 0..cfg.steps {
+    let backend = CandleBackend::init(graph, cfg.seed)?;
+    fit(backend, cfg, 0xc1a55, &mut |_, _| Ok(()), |backend, rng| {
         let idx: Vec<usize> = (0..cfg.batch)
             .map(|_| (rng.next_u64() % data.len() as u64) as usize)
             .collect();
         let x = data.batch(&idx);
         let labels: Vec<u32> = idx.iter().map(|&i| data.labels[i] as u32).collect();
-        let logits = run(graph, &mut backend, vec![("x", to_candle(&x)?)])?;
+        let logits = run(graph, backend, vec![("x", to_candle(&x)?)])?;
         let target = CTensor::from_vec(labels, cfg.batch, &Device::Cpu).map_err(ce)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &target).map_err(ce)?;
-        opt.set_learning_rate(lr_at(cfg, step));
-        opt.backward_step(&loss).map_err(ce)?;
-        ema.update(step)?;
-        running += loss
-            .to_dtype(DType::F64)
-            .and_then(|l| l.to_scalar::<f64>())
-            .map_err(ce)?;
-        if (step + 1) % cfg.log_every == 0 {
-            eprintln!(
-                "step {:>6}/{}  loss {:.4}  {:.0} s",
-                step + 1,
-                cfg.steps,
-                running / cfg.log_every as f64,
-                start.elapsed().as_secs_f64()
-            );
-            running = 0.0;
-        }
-    }
-    ema.weights(&backend)
+        candle_nn::loss::cross_entropy(&logits, &target).map_err(ce)
+    })
 }
