@@ -38,15 +38,22 @@ pub fn classifier_path() -> PathBuf {
 
 /// A shipped diffusion model by name (`tiny` or `mnist`) with its weights.
 pub fn shipped_model(name: &str) -> Result<(Model, Weights<f64>), ModelError> {
+    load_model(name, None)
+}
+
+/// A diffusion model by name with weights from `path` (a safetensors file for `tiny`, a
+/// diffusers folder for `mnist`), or the shipped weights when `path` is `None`.
+pub fn load_model(name: &str, path: Option<&Path>) -> Result<(Model, Weights<f64>), ModelError> {
     match name {
         "tiny" => {
             let m = Model::tiny()?;
-            let w = m.load_weights(tiny_path())?;
+            let w = m.load_weights(path.map_or_else(tiny_path, Path::to_path_buf))?;
             Ok((m, w))
         }
         "mnist" => {
-            let m = Model::unet2d(unet2d::Config::load(mnist_dir())?)?;
-            let w = m.load_weights(mnist_dir())?;
+            let dir = path.map_or_else(mnist_dir, Path::to_path_buf);
+            let m = Model::unet2d(unet2d::Config::load(&dir)?)?;
+            let w = m.load_weights(&dir)?;
             Ok((m, w))
         }
         other => Err(ModelError::Config(format!(
@@ -127,6 +134,7 @@ pub fn sample_plain(
 }
 
 /// `cipherdm plain-sample`.
+#[allow(clippy::too_many_arguments)]
 pub fn plain_sample(
     model: &str,
     labels: &str,
@@ -135,8 +143,9 @@ pub fn plain_sample(
     steps: usize,
     seed: u64,
     out: &Path,
+    weights: Option<&Path>,
 ) -> Result<(), ModelError> {
-    let (m, w) = shipped_model(model)?;
+    let (m, w) = load_model(model, weights)?;
     let labels = parse_labels(labels, m.classes())?;
     let n = parse_nonlinearity(profile)?;
     let x = sample_plain(&m, &w, n, &labels, guidance, steps, seed)?;

@@ -42,6 +42,10 @@ enum Command {
         /// Output PNG.
         #[arg(long, default_value = "plain-sample.png")]
         out: PathBuf,
+        /// Weights instead of the shipped ones: a .safetensors file (tiny) or a
+        /// diffusers folder (mnist).
+        #[arg(long)]
+        weights: Option<PathBuf>,
     },
     /// Train a model on the shipped MNIST (needs `--features train`).
     Train {
@@ -95,7 +99,17 @@ fn main() -> ExitCode {
             steps,
             seed,
             out,
-        } => commands::plain_sample(&model, &labels, &profile, guidance, steps, seed, &out),
+            weights,
+        } => commands::plain_sample(
+            &model,
+            &labels,
+            &profile,
+            guidance,
+            steps,
+            seed,
+            &out,
+            weights.as_deref(),
+        ),
         Command::Train {
             model,
             steps,
