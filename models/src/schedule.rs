@@ -282,20 +282,13 @@ pub fn ddim(
         let noise = (sigma > 0.0).then(|| normal(&mut rng, x.len()));
         let step = |x: &Tensor<f64>, eps: &Tensor<f64>| -> Result<Tensor<f64>, ModelError> {
             let dir = (1.0 - a_prev - sigma * sigma).max(0.0).sqrt();
-            let data = x
-                .data()
-                .iter()
-                .zip(eps.data())
-                .enumerate()
-                .map(|(i, (&xv, &e))| {
-                    let mut x0 = (xv - (1.0 - a_t).sqrt() * e) / a_t.sqrt();
-                    if config.clip_x0 {
-                        x0 = x0.clamp(-1.0, 1.0);
-                    }
-                    a_prev.sqrt() * x0 + dir * e + noise.as_ref().map_or(0.0, |n| sigma * n[i])
-                })
-                .collect();
-            Tensor::new(x.shape().to_vec(), data)
+            pointwise(x, eps, noise.as_deref(), |xv, e, n| {
+                let mut x0 = (xv - (1.0 - a_t).sqrt() * e) / a_t.sqrt();
+                if config.clip_x0 {
+                    x0 = x0.clamp(-1.0, 1.0);
+                }
+                a_prev.sqrt() * x0 + dir * e + sigma * n
+            })
         };
         x = guided_step(
             schedule,
@@ -329,17 +322,9 @@ pub fn ddpm(
         let coeff = b / (1.0 - a_bar).sqrt();
         let noise = (t > 0).then(|| normal(&mut rng, x.len()));
         let step = |x: &Tensor<f64>, eps: &Tensor<f64>| {
-            let data = x
-                .data()
-                .iter()
-                .zip(eps.data())
-                .enumerate()
-                .map(|(i, (&xv, &e))| {
-                    (xv - coeff * e) / (1.0 - b).sqrt()
-                        + noise.as_ref().map_or(0.0, |n| b.sqrt() * n[i])
-                })
-                .collect();
-            Tensor::new(x.shape().to_vec(), data)
+            pointwise(x, eps, noise.as_deref(), |xv, e, n| {
+                (xv - coeff * e) / (1.0 - b).sqrt() + b.sqrt() * n
+            })
         };
         x = guided_step(
             schedule,
@@ -353,6 +338,23 @@ pub fn ddpm(
         )?;
     }
     Ok(x)
+}
+
+/// `f(x, ε, n)` elementwise, where `n` is the step's noise (0 without noise).
+fn pointwise(
+    x: &Tensor<f64>,
+    eps: &Tensor<f64>,
+    noise: Option<&[f64]>,
+    f: impl Fn(f64, f64, f64) -> f64,
+) -> Result<Tensor<f64>, ModelError> {
+    let data = x
+        .data()
+        .iter()
+        .zip(eps.data())
+        .enumerate()
+        .map(|(i, (&xv, &e))| f(xv, e, noise.map_or(0.0, |n| n[i])))
+        .collect();
+    Tensor::new(x.shape().to_vec(), data)
 }
 
 fn check_batch(x: &Tensor<f64>, conditions: &[Condition]) -> Result<(), ModelError> {
