@@ -395,6 +395,7 @@ fn fit(
 }
 
 /// Trains a diffusion model's noise prediction on `data` (labels must be `< classes`),
+/// min-SNR weighted (see [`MIN_SNR_GAMMA`]),
 /// from fresh weights or from `init`. Returns the EMA weights.
 pub fn train_diffusion(
     model: &Model,
@@ -457,9 +458,31 @@ pub fn train_diffusion(
             x0.shape().to_vec(),
             eps.iter().map(|&v| v as f32).collect(),
         )?)?;
-        candle_nn::loss::mse(&pred, &target).map_err(ce)
+        // Min-SNR-5 weighting (Hang et al. 2023): eps-prediction losses at high SNR (small
+        // t) are scaled by 5 / SNR, which moves the effort to the noisy end where the
+        // sampler's first steps decide the digit.
+        let weights: Vec<f32> = ts
+            .iter()
+            .map(|&t| {
+                let snr = 1.0 / schedule.snr_weight(t).powi(2);
+                (snr.min(MIN_SNR_GAMMA) / snr) as f32
+            })
+            .collect();
+        let weights = CTensor::from_vec(weights, cfg.batch, &Device::Cpu).map_err(ce)?;
+        let per_item = pred
+            .reshape((cfg.batch, per))
+            .and_then(|p| p.sub(&target.reshape((cfg.batch, per))?))
+            .and_then(|d| d.sqr()?.mean(1))
+            .map_err(ce)?;
+        per_item
+            .mul(&weights)
+            .and_then(|l| l.mean_all())
+            .map_err(ce)
     })
 }
+
+/// γ of the min-SNR loss weighting of [`train_diffusion`].
+pub const MIN_SNR_GAMMA: f64 = 5.0;
 
 /// Trains the evaluation classifier (cross-entropy). Returns the EMA weights.
 pub fn train_classifier(
