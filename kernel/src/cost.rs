@@ -29,6 +29,9 @@ pub struct Cost {
     pub rounds: u64,
     /// Secret values revealed to each party (index = the party that learns them).
     pub opened_to: [u64; 3],
+    /// Values whose shares this party handed to the output client (the user), who
+    /// reconstructs them outside the three servers.
+    pub output_to_client: u64,
 }
 
 impl Cost {
@@ -50,6 +53,7 @@ impl Cost {
             messages_sent: d(self.messages_sent, earlier.messages_sent),
             rounds: self.rounds - earlier.rounds,
             opened_to: d(self.opened_to, earlier.opened_to),
+            output_to_client: self.output_to_client - earlier.output_to_client,
         }
     }
 }
@@ -62,6 +66,7 @@ impl AddAssign for Cost {
             self.opened_to[i] += o.opened_to[i];
         }
         self.rounds += o.rounds;
+        self.output_to_client += o.output_to_client;
     }
 }
 
@@ -134,6 +139,10 @@ impl CostLedger {
 
     pub(crate) fn rounds(&mut self, n: u64) {
         self.record(|c| c.rounds += n);
+    }
+
+    pub(crate) fn output(&mut self, values: usize) {
+        self.record(|c| c.output_to_client += values as u64);
     }
 
     pub(crate) fn opened(&mut self, to: PartyId, values: usize) {

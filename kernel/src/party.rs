@@ -199,6 +199,11 @@ impl<T: Transport> Party<T> {
         self.costs.opened(to, values);
     }
 
+    /// Records that this party handed its shares of `values` secrets to the output client.
+    pub fn count_output(&mut self, values: usize) {
+        self.costs.output(values);
+    }
+
     /// The party leading the next asymmetric protocol call; rotates 0, 1, 2, … so that
     /// asymmetric costs spread evenly over the parties. Every party calls this in the
     /// same order, so they agree.

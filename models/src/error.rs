@@ -35,6 +35,12 @@ pub enum ModelError {
     Kernel(#[from] cipherdm_kernel::Error),
 }
 
+impl From<cipherdm_kernel::fixed::EncodeError> for ModelError {
+    fn from(e: cipherdm_kernel::fixed::EncodeError) -> Self {
+        ModelError::Kernel(e.into())
+    }
+}
+
 impl ModelError {
     /// A [`ModelError::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -23,6 +23,7 @@ pub mod model;
 pub mod plain;
 pub mod results;
 pub mod schedule;
+pub mod secure;
 pub mod tensor;
 pub mod tiny;
 #[cfg(feature = "train")]

@@ -76,6 +76,11 @@ impl PrecomputedScores {
         )?;
         Ok(Self { by_t: rec.by_t })
     }
+
+    /// The recorded score at timestep `t`.
+    pub fn get(&self, t: usize) -> Option<&Tensor<f64>> {
+        self.by_t.get(&t)
+    }
 }
 
 impl Denoiser for PrecomputedScores {

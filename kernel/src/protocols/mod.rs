@@ -47,5 +47,5 @@ pub use inverse::{reciprocal, rsqrt};
 pub use norm::{group_norm, layer_norm, softmax};
 pub use poly::{approximate, exp, gelu, mish, sigmoid, silu};
 pub use reduce::{argmax, max};
-pub use select::{b2a, relu, select};
+pub use select::{b2a, clamp, relu, select};
 pub use trunc::{trunc, trunc_fixed};

@@ -135,3 +135,32 @@ pub fn relu<R: Ring, T: Transport>(
     let bit = b2a(p, &neg, x.shape().clone())?;
     x.sub(&mul(p, &bit, x)?)
 }
+
+/// `min(max(x, lo), hi)` elementwise, exact, for public bounds `lo ≤ hi`: both
+/// comparisons share one [`msb`] call, so the cost is that of one [`relu`] on twice the
+/// elements: 11 rounds, 252 bytes per element in total in `Z_{2^64}`.
+pub fn clamp<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    lo: f64,
+    hi: f64,
+) -> Result<ArithShare<R>, Error> {
+    if lo.is_nan() || hi.is_nan() || lo > hi {
+        return Err(Error::InvalidParameter("clamp needs lo <= hi"));
+    }
+    let me = p.id();
+    let (elo, ehi): (R, R) = (p.fixed().encode(lo)?, p.fixed().encode(hi)?);
+    // Negative exactly where x < lo, and where x > hi.
+    let below = x.add_public_scalar(me, elo.wrapping_neg());
+    let above = x.neg().add_public_scalar(me, ehi);
+    let both = ArithShare::concat(&[&below, &above]);
+    let bits = msb(p, &both)?;
+    let bits = b2a(p, &bits, both.shape().clone())?;
+    // Where a bound is crossed, add the distance back to it: lo - x or hi - x.
+    let delta = ArithShare::concat(&[&below.neg(), &above]);
+    let fix = mul(p, &bits, &delta)?;
+    let n = x.len();
+    let lo_fix = fix.slice(0, n)?.reshape(x.shape().clone())?;
+    let hi_fix = fix.slice(n, n)?.reshape(x.shape().clone())?;
+    x.add(&lo_fix)?.add(&hi_fix)
+}

@@ -1,0 +1,250 @@
+//! Secure DDIM and DDPM: the same updates as [`crate::schedule`], on shares.
+//!
+//! The image, the label and every noise prediction are secret. The schedule, the
+//! timesteps, the time features and the initial noise (from the public seed) are
+//! public, so each scheduler update is a public linear combination of secret tensors:
+//! one truncation per combination ([`linear_combination_fixed`]). The DDIM `x̂0` clip is
+//! an exact secure [`clamp`]. Guidance:
+//! - classifier-free: the conditional and the mean-embedding ("unconditional") halves run
+//!   as one forward over a doubled batch, combined as `(1+w)·ε_c − w·ε_u`;
+//! - seed 2's score guidance: the model owner's exact unconditional scores enter as
+//!   secret-shared inputs, `ε ← ε + γ_t (ε_unc − ε)` with `γ_t = η·σ_t/α_t` — one
+//!   linear combination per step.
+
+use std::time::{Duration, Instant};
+
+use cipherdm_kernel::cost::Cost;
+use cipherdm_kernel::exec::WeightSource;
+use cipherdm_kernel::protocols::{clamp, linear_combination_fixed};
+use cipherdm_kernel::{ArithShare, Shape, Transport};
+use rand_chacha::ChaCha12Rng;
+use rand_core::SeedableRng;
+
+use super::backend::{SecureBackend, public, public_label_rows};
+use crate::error::ModelError;
+use crate::model::Model;
+use crate::schedule::{Condition, DdimConfig, Schedule, initial_noise, normal};
+
+/// Guidance on shares.
+#[derive(Clone, Debug)]
+pub enum SecureGuidance {
+    /// Plain conditional sampling.
+    None,
+    /// Classifier-free guidance with weight `w` (mean embedding as unconditional).
+    ClassifierFree {
+        /// Guidance weight.
+        w: f64,
+    },
+    /// Seed 2's score guidance with strength `eta`; `unconditional[i]` is this party's
+    /// share of the owner's exact unconditional score at step `i` (sampler order).
+    Score {
+        /// η.
+        eta: f64,
+        /// One share per step, each shaped like the image batch.
+        unconditional: Vec<ArithShare<u64>>,
+    },
+}
+
+/// Progress after one denoising step, at this party.
+#[derive(Clone, Copy, Debug)]
+pub struct StepReport {
+    /// Steps done.
+    pub done: usize,
+    /// Steps in all.
+    pub steps: usize,
+    /// The timestep just processed.
+    pub t: usize,
+    /// Time since the sampler started.
+    pub elapsed: Duration,
+    /// This party's cost since the sampler started.
+    pub cost: Cost,
+}
+
+/// Per-step callback.
+pub type OnStep<'a> = &'a mut dyn FnMut(&StepReport);
+
+#[allow(clippy::too_many_arguments)]
+fn eps_for_step<T: Transport, W>(
+    backend: &mut SecureBackend<'_, T, W>,
+    model: &Model,
+    x: &ArithShare<u64>,
+    t: usize,
+    labels: &ArithShare<u64>,
+    guidance: &SecureGuidance,
+    step: usize,
+    schedule: &Schedule,
+) -> Result<ArithShare<u64>, ModelError>
+where
+    W: WeightSource<u64>,
+    ModelError: From<W::Error>,
+{
+    let dims = x.shape().dims().to_vec();
+    let b = dims[0];
+    match guidance {
+        SecureGuidance::None => backend.forward(model, x.clone(), t, labels.clone()),
+        SecureGuidance::ClassifierFree { w } => {
+            let mean = public_label_rows(model, &vec![Condition::Mean; b])?;
+            let mean = public(backend.party(), &mean, labels.shape().dims())?;
+            let mut d2 = dims.clone();
+            d2[0] = 2 * b;
+            let xx = ArithShare::concat(&[x, x]).reshape(Shape::new(&d2)?)?;
+            let ll = ArithShare::concat(&[labels, &mean])
+                .reshape(Shape::new(&[2 * b, model.classes()])?)?;
+            let e = backend.forward(model, xx, t, ll)?;
+            let shape = Shape::new(&dims)?;
+            let cond = e.slice(0, x.len())?.reshape(shape.clone())?;
+            let unc = e.slice(x.len(), x.len())?.reshape(shape)?;
+            Ok(linear_combination_fixed(
+                backend.party(),
+                &[(1.0 + w, &cond), (-w, &unc)],
+            )?)
+        }
+        SecureGuidance::Score { eta, unconditional } => {
+            let u = unconditional.get(step).ok_or_else(|| {
+                ModelError::Config(format!(
+                    "score guidance has {} unconditional scores, step {step} needs one more",
+                    unconditional.len()
+                ))
+            })?;
+            if u.shape() != x.shape() {
+                return Err(ModelError::Shape(format!(
+                    "unconditional score {:?} vs image {:?}",
+                    u.shape().dims(),
+                    dims
+                )));
+            }
+            let e = backend.forward(model, x.clone(), t, labels.clone())?;
+            let gamma = eta * schedule.snr_weight(t);
+            Ok(linear_combination_fixed(
+                backend.party(),
+                &[(1.0 - gamma, &e), (gamma, u)],
+            )?)
+        }
+    }
+}
+
+/// Secure DDIM from the public noise of `seed` for the secret one-hot `labels`
+/// `(B, classes)`. Mirrors [`crate::schedule::ddim`] step for step (same noise, same
+/// timesteps, same clip and final-ᾱ options). Returns this party's share of the image.
+#[allow(clippy::too_many_arguments)]
+pub fn secure_ddim<T: Transport, W>(
+    backend: &mut SecureBackend<'_, T, W>,
+    model: &Model,
+    schedule: &Schedule,
+    config: &DdimConfig,
+    labels: &ArithShare<u64>,
+    guidance: &SecureGuidance,
+    seed: u64,
+    on_step: OnStep<'_>,
+) -> Result<ArithShare<u64>, ModelError>
+where
+    W: WeightSource<u64>,
+    ModelError: From<W::Error>,
+{
+    let b = check_labels(model, labels)?;
+    let [c, h, w] = model.image_shape();
+    let x0 = initial_noise(seed, vec![b, c, h, w]);
+    let mut x = public(backend.party(), x0.data(), &[b, c, h, w])?;
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let steps = config.timesteps(schedule.len())?;
+    let start = Instant::now();
+    let cost0 = *backend.party().costs().total();
+    for (i, &(t, prev)) in steps.iter().enumerate() {
+        let a_t = schedule.alphas_cumprod[t];
+        let a_prev = match prev {
+            Some(p) => schedule.alphas_cumprod[p],
+            None if config.final_alpha_quirk => schedule.alphas_cumprod[0],
+            None => 1.0,
+        };
+        let sigma = config.eta
+            * ((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev))
+                .max(0.0)
+                .sqrt();
+        let noise = (sigma > 0.0).then(|| normal(&mut rng, x.len()));
+        let e = eps_for_step(backend, model, &x, t, labels, guidance, i, schedule)?;
+        let p = backend.party();
+        let mut pred_x0 = linear_combination_fixed(
+            p,
+            &[
+                (1.0 / a_t.sqrt(), &x),
+                (-(1.0 - a_t).sqrt() / a_t.sqrt(), &e),
+            ],
+        )?;
+        if config.clip_x0 {
+            pred_x0 = clamp(p, &pred_x0, -1.0, 1.0)?;
+        }
+        let dir = (1.0 - a_prev - sigma * sigma).max(0.0).sqrt();
+        x = linear_combination_fixed(p, &[(a_prev.sqrt(), &pred_x0), (dir, &e)])?;
+        if let Some(n) = noise {
+            let scaled: Vec<f64> = n.iter().map(|v| sigma * v).collect();
+            let add = public(p, &scaled, x.shape().dims())?;
+            x = x.add(&add)?;
+        }
+        on_step(&StepReport {
+            done: i + 1,
+            steps: steps.len(),
+            t,
+            elapsed: start.elapsed(),
+            cost: p.costs().total().since(&cost0),
+        });
+    }
+    Ok(x)
+}
+
+/// Secure DDPM (all `T` steps, public per-step noise from `seed`), mirroring
+/// [`crate::schedule::ddpm`]. Returns this party's share of the image.
+#[allow(clippy::too_many_arguments)]
+pub fn secure_ddpm<T: Transport, W>(
+    backend: &mut SecureBackend<'_, T, W>,
+    model: &Model,
+    schedule: &Schedule,
+    labels: &ArithShare<u64>,
+    guidance: &SecureGuidance,
+    seed: u64,
+    on_step: OnStep<'_>,
+) -> Result<ArithShare<u64>, ModelError>
+where
+    W: WeightSource<u64>,
+    ModelError: From<W::Error>,
+{
+    let b = check_labels(model, labels)?;
+    let [c, h, w] = model.image_shape();
+    let x0 = initial_noise(seed, vec![b, c, h, w]);
+    let mut x = public(backend.party(), x0.data(), &[b, c, h, w])?;
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let start = Instant::now();
+    let cost0 = *backend.party().costs().total();
+    let total = schedule.len();
+    for (i, t) in (0..total).rev().enumerate() {
+        let (beta, a_bar) = (schedule.betas[t], schedule.alphas_cumprod[t]);
+        let coeff = beta / (1.0 - a_bar).sqrt();
+        let noise = (t > 0).then(|| normal(&mut rng, x.len()));
+        let e = eps_for_step(backend, model, &x, t, labels, guidance, i, schedule)?;
+        let p = backend.party();
+        let k = 1.0 / (1.0 - beta).sqrt();
+        x = linear_combination_fixed(p, &[(k, &x), (-k * coeff, &e)])?;
+        if let Some(n) = noise {
+            let scaled: Vec<f64> = n.iter().map(|v| beta.sqrt() * v).collect();
+            let add = public(p, &scaled, x.shape().dims())?;
+            x = x.add(&add)?;
+        }
+        on_step(&StepReport {
+            done: i + 1,
+            steps: total,
+            t,
+            elapsed: start.elapsed(),
+            cost: p.costs().total().since(&cost0),
+        });
+    }
+    Ok(x)
+}
+
+fn check_labels(model: &Model, labels: &ArithShare<u64>) -> Result<usize, ModelError> {
+    match *labels.shape().dims() {
+        [b, k] if k == model.classes() && b > 0 => Ok(b),
+        ref d => Err(ModelError::Shape(format!(
+            "labels must be (B, {}) one-hot rows, got {d:?}",
+            model.classes()
+        ))),
+    }
+}

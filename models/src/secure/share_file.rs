@@ -1,0 +1,433 @@
+//! Share files: the model owner's weights split into three files, one per server.
+//!
+//! Layout: the 8-byte magic `CDMSHARE`, a little-endian `u32` header length, the header
+//! (postcard), then for every tensor in the header's order this party's two components
+//! (`x_i` then `x_{i+1}`, little-endian ring elements, canonical layout, fixed point).
+//!
+//! The header names the model, the SHA-256 of its graph (architecture hash), the ring,
+//! the fraction bits, the party the file belongs to, and a SHA-256 commitment to the
+//! fresh seed the shares were drawn from (the same in all three files of one split, so
+//! the parties can check they hold matching files). A party checks all of it on load,
+//! and every tensor's name, shape and byte range; each kind of bad file is its own
+//! [`ShareFileError`].
+//!
+//! [`ShareFileSource`] reads one tensor when its layer asks for it (a [`WeightSource`]),
+//! so a party never holds more than one layer's weight shares.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use cipherdm_kernel::exec::WeightSource;
+use cipherdm_kernel::{ArithShare, FixedPoint, PartyId, Shape};
+use rand_chacha::ChaCha12Rng;
+use rand_core::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ModelError;
+use crate::graph::Graph;
+use crate::weights::Weights;
+
+/// The file magic.
+pub const MAGIC: &[u8; 8] = b"CDMSHARE";
+/// The format version this build writes and reads.
+pub const VERSION: u16 = 1;
+/// Largest header accepted (a header lists names and shapes, never data).
+pub const MAX_HEADER_BYTES: u32 = 1 << 20;
+/// Ring name written in the header.
+pub const RING: &str = "Z2^64";
+
+/// What a share file says about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareHeader {
+    /// Format version.
+    pub version: u16,
+    /// Model identifier chosen by the owner (e.g. `mnist`).
+    pub model_id: String,
+    /// SHA-256 of the graph the shares are for.
+    pub architecture_hash: [u8; 32],
+    /// Ring of the shares.
+    pub ring: String,
+    /// Fixed-point fraction bits of the encoding.
+    pub frac_bits: u32,
+    /// The party (0, 1, 2) this file belongs to.
+    pub party: u8,
+    /// SHA-256 commitment to the seed of the split (equal in the three files).
+    pub seed_commitment: [u8; 32],
+    /// Tensors in file order: name and canonical shape.
+    pub tensors: Vec<(String, Vec<usize>)>,
+}
+
+/// A bad share file.
+#[derive(Debug, thiserror::Error)]
+pub enum ShareFileError {
+    /// The magic is missing.
+    #[error("{0}: not a cipherdm share file")]
+    NotAShareFile(PathBuf),
+    /// Written by another format version.
+    #[error("{path}: share-file version {found}, this build reads {VERSION}")]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u16,
+    },
+    /// The header cannot be decoded or is oversized.
+    #[error("{path}: bad header: {detail}")]
+    Header {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Shorter or longer than its header says.
+    #[error("{path}: {got} bytes of share data, the header needs {expected}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the header implies.
+        expected: u64,
+        /// Bytes present.
+        got: u64,
+    },
+    /// Belongs to another party.
+    #[error("{path}: share file of party {file}, but this is party {me}")]
+    WrongParty {
+        /// The file.
+        path: PathBuf,
+        /// The party in the header.
+        file: u8,
+        /// The loading party.
+        me: u8,
+    },
+    /// Shares of another model.
+    #[error("{path}: shares of model `{file}`, expected `{expected}`")]
+    WrongModel {
+        /// The file.
+        path: PathBuf,
+        /// Model id in the header.
+        file: String,
+        /// The expected model id.
+        expected: String,
+    },
+    /// Same model id but another architecture.
+    #[error("{0}: architecture hash differs from this build's graph")]
+    WrongArchitecture(PathBuf),
+    /// Another ring or fixed-point format.
+    #[error(
+        "{path}: encoded for {ring} with {frac_bits} fraction bits, session uses {RING} with {expected}"
+    )]
+    WrongEncoding {
+        /// The file.
+        path: PathBuf,
+        /// Its ring.
+        ring: String,
+        /// Its fraction bits.
+        frac_bits: u32,
+        /// The session's fraction bits.
+        expected: u32,
+    },
+    /// A tensor the graph needs is absent or has another shape.
+    #[error("{path}: tensor `{name}`: {detail}")]
+    Tensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The three files of a session come from different splits.
+    #[error("share files come from different splits (seed commitments differ)")]
+    MixedSplits,
+}
+
+impl From<ShareFileError> for ModelError {
+    fn from(e: ShareFileError) -> Self {
+        ModelError::Weight(e.to_string())
+    }
+}
+
+/// SHA-256 of a graph's full description (ops, shapes, weight names and layouts).
+pub fn architecture_hash(graph: &Graph) -> [u8; 32] {
+    Sha256::digest(format!("{graph:?}").as_bytes()).into()
+}
+
+fn commitment(seed: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"cipherdm share-file seed v1");
+    h.update(seed);
+    h.finalize().into()
+}
+
+/// Splits canonical `weights` of `graph` into three share files `out/<stem>.p{0,1,2}.shares`
+/// with fresh randomness (`seed = None`, the default of `cipherdm share-model`) or a given
+/// seed (tests). Returns the three paths.
+pub fn write_share_files(
+    graph: &Graph,
+    weights: &Weights<f64>,
+    model_id: &str,
+    fixed: FixedPoint,
+    out: &Path,
+    stem: &str,
+    seed: Option<[u8; 32]>,
+) -> Result<[PathBuf; 3], ModelError> {
+    weights.check(graph)?;
+    let seed = match seed {
+        Some(s) => s,
+        None => {
+            let mut s = [0u8; 32];
+            getrandom::fill(&mut s)
+                .map_err(|e| ModelError::Config(format!("no OS randomness: {e}")))?;
+            s
+        }
+    };
+    let mut rng = ChaCha12Rng::from_seed(seed);
+    std::fs::create_dir_all(out).map_err(|e| ModelError::io(out, e))?;
+    let tensors: Vec<(String, Vec<usize>)> = graph
+        .weights
+        .iter()
+        .map(|w| (w.name.clone(), w.shape.clone()))
+        .collect();
+    let paths = [0, 1, 2].map(|i| out.join(format!("{stem}.p{i}.shares")));
+    let mut files = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let header = ShareHeader {
+            version: VERSION,
+            model_id: model_id.into(),
+            architecture_hash: architecture_hash(graph),
+            ring: RING.into(),
+            frac_bits: fixed.frac_bits(),
+            party: i as u8,
+            seed_commitment: commitment(&seed),
+            tensors: tensors.clone(),
+        };
+        let bytes = postcard::to_stdvec(&header)
+            .map_err(|e| ModelError::format("share header", e.to_string()))?;
+        let mut f =
+            std::io::BufWriter::new(File::create(path).map_err(|e| ModelError::io(path, e))?);
+        f.write_all(MAGIC)
+            .and_then(|_| f.write_all(&(bytes.len() as u32).to_le_bytes()))
+            .and_then(|_| f.write_all(&bytes))
+            .map_err(|e| ModelError::io(path, e))?;
+        files.push(f);
+    }
+    for spec in &graph.weights {
+        let values = weights.get(&spec.name)?.data();
+        let n = values.len();
+        let mut comp = [vec![0u64; n], vec![0u64; n], vec![0u64; n]];
+        for (j, &v) in values.iter().enumerate() {
+            let enc: u64 = fixed
+                .encode(v)
+                .map_err(|e| ModelError::Weight(format!("`{}`: {e}", spec.name)))?;
+            let (a, b) = (rng.next_u64(), rng.next_u64());
+            comp[0][j] = a;
+            comp[1][j] = b;
+            comp[2][j] = enc.wrapping_sub(a).wrapping_sub(b);
+        }
+        for (i, f) in files.iter_mut().enumerate() {
+            for c in [&comp[i], &comp[(i + 1) % 3]] {
+                let mut buf = Vec::with_capacity(8 * n);
+                for v in c {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                }
+                f.write_all(&buf)
+                    .map_err(|e| ModelError::io(&paths[i], e))?;
+            }
+        }
+    }
+    for (i, mut f) in files.into_iter().enumerate() {
+        f.flush().map_err(|e| ModelError::io(&paths[i], e))?;
+    }
+    Ok(paths)
+}
+
+/// Reads one party's share file layer by layer.
+#[derive(Debug)]
+pub struct ShareFileSource {
+    path: PathBuf,
+    file: File,
+    header: ShareHeader,
+    /// Byte offset of each tensor's data, by header order.
+    offsets: Vec<u64>,
+}
+
+impl ShareFileSource {
+    /// Opens `path` for party `me`, checking it against `graph`, the expected model id and
+    /// the session's fixed point. Nothing but the header is read.
+    pub fn open(
+        path: impl AsRef<Path>,
+        me: PartyId,
+        graph: &Graph,
+        model_id: &str,
+        fixed: FixedPoint,
+    ) -> Result<Self, ShareFileError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |e: std::io::Error| ShareFileError::Header {
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        let mut file = File::open(&path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        let mut magic = [0u8; 8];
+        if file.read_exact(&mut magic).is_err() || &magic != MAGIC {
+            return Err(ShareFileError::NotAShareFile(path));
+        }
+        let mut len = [0u8; 4];
+        file.read_exact(&mut len).map_err(io)?;
+        let len = u32::from_le_bytes(len);
+        if len > MAX_HEADER_BYTES || 12 + len as u64 > size {
+            return Err(ShareFileError::Header {
+                path,
+                detail: format!("header length {len} does not fit the file"),
+            });
+        }
+        let mut bytes = vec![0u8; len as usize];
+        file.read_exact(&mut bytes).map_err(io)?;
+        let header: ShareHeader =
+            postcard::from_bytes(&bytes).map_err(|e| ShareFileError::Header {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+        if header.version != VERSION {
+            return Err(ShareFileError::Version {
+                path,
+                found: header.version,
+            });
+        }
+        if header.party as usize != me.index() {
+            return Err(ShareFileError::WrongParty {
+                path,
+                file: header.party,
+                me: me.index() as u8,
+            });
+        }
+        if header.model_id != model_id {
+            return Err(ShareFileError::WrongModel {
+                path,
+                file: header.model_id,
+                expected: model_id.into(),
+            });
+        }
+        if header.architecture_hash != architecture_hash(graph) {
+            return Err(ShareFileError::WrongArchitecture(path));
+        }
+        if header.ring != RING || header.frac_bits != fixed.frac_bits() {
+            return Err(ShareFileError::WrongEncoding {
+                path,
+                ring: header.ring,
+                frac_bits: header.frac_bits,
+                expected: fixed.frac_bits(),
+            });
+        }
+        let mut offsets = Vec::with_capacity(header.tensors.len());
+        let mut at = 12 + len as u64;
+        for (name, shape) in &header.tensors {
+            offsets.push(at);
+            let n = shape
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+                .and_then(|n| n.checked_mul(16))
+                .ok_or_else(|| ShareFileError::Tensor {
+                    path: path.clone(),
+                    name: name.clone(),
+                    detail: "shape overflows".into(),
+                })?;
+            at = at.checked_add(n).ok_or_else(|| ShareFileError::Header {
+                path: path.clone(),
+                detail: "tensor sizes overflow".into(),
+            })?;
+        }
+        if at != size {
+            return Err(ShareFileError::Truncated {
+                path,
+                expected: at - 12 - len as u64,
+                got: size.saturating_sub(12 + len as u64),
+            });
+        }
+        for spec in &graph.weights {
+            match header.tensors.iter().find(|(n, _)| *n == spec.name) {
+                None => {
+                    return Err(ShareFileError::Tensor {
+                        path,
+                        name: spec.name.clone(),
+                        detail: "missing".into(),
+                    });
+                }
+                Some((_, s)) if *s != spec.shape => {
+                    return Err(ShareFileError::Tensor {
+                        path,
+                        name: spec.name.clone(),
+                        detail: format!("shape {s:?}, the graph needs {:?}", spec.shape),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(Self {
+            path,
+            file,
+            header,
+            offsets,
+        })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &ShareHeader {
+        &self.header
+    }
+
+    /// Checks that three parties' files come from one split (same seed commitment).
+    pub fn check_same_split(headers: [&ShareHeader; 3]) -> Result<(), ShareFileError> {
+        if headers[0].seed_commitment == headers[1].seed_commitment
+            && headers[1].seed_commitment == headers[2].seed_commitment
+        {
+            Ok(())
+        } else {
+            Err(ShareFileError::MixedSplits)
+        }
+    }
+}
+
+impl WeightSource<u64> for ShareFileSource {
+    type Error = ModelError;
+
+    fn fetch(&mut self, name: &str, shape: &Shape) -> Result<ArithShare<u64>, ModelError> {
+        let tensor_err = |detail: String| ShareFileError::Tensor {
+            path: self.path.clone(),
+            name: name.into(),
+            detail,
+        };
+        let i = self
+            .header
+            .tensors
+            .iter()
+            .position(|(n, _)| n == name)
+            .ok_or_else(|| tensor_err("missing".into()))?;
+        if self.header.tensors[i].1 != shape.dims() {
+            return Err(tensor_err(format!(
+                "shape {:?}, expected {:?}",
+                self.header.tensors[i].1,
+                shape.dims()
+            ))
+            .into());
+        }
+        let n = shape.numel();
+        let mut bytes = vec![0u8; 16 * n];
+        self.file
+            .seek(SeekFrom::Start(self.offsets[i]))
+            .and_then(|_| self.file.read_exact(&mut bytes))
+            .map_err(|e| ModelError::io(&self.path, e))?;
+        let words: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let (this, next) = words.split_at(n);
+        Ok(ArithShare::from_components(
+            this.to_vec(),
+            next.to_vec(),
+            shape.clone(),
+        )?)
+    }
+}
