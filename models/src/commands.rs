@@ -7,7 +7,7 @@ use cipherdm_kernel::approx::Profile;
 use crate::backend::run;
 use crate::classifier;
 use crate::error::ModelError;
-use crate::image::write_grid;
+
 use crate::mnist::{Mnist, Split};
 use crate::model::{Model, PlainDenoiser};
 use crate::plain::{Nonlinearity, PlainBackend};
@@ -131,27 +131,6 @@ pub fn sample_plain(
         guidance,
         seed,
     )
-}
-
-/// `cipherdm plain-sample`.
-#[allow(clippy::too_many_arguments)]
-pub fn plain_sample(
-    model: &str,
-    labels: &str,
-    profile: &str,
-    guidance: f64,
-    steps: usize,
-    seed: u64,
-    out: &Path,
-    weights: Option<&Path>,
-) -> Result<(), ModelError> {
-    let (m, w) = load_model(model, weights)?;
-    let labels = parse_labels(labels, m.classes())?;
-    let n = parse_nonlinearity(profile)?;
-    let x = sample_plain(&m, &w, n, &labels, guidance, steps, seed)?;
-    write_grid(out, &x, labels.len().min(10))?;
-    eprintln!("wrote {}", out.display());
-    Ok(())
 }
 
 /// The shipped classifier's predictions and penultimate features for a batch of images

@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod classifier;
+pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod graph;

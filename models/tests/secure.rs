@@ -484,3 +484,90 @@ fn share_files_sample_and_each_bad_file_has_its_own_error() {
     assert!(err.to_string().contains("different splits"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn secure_ddpm_matches_plaintext_ddpm_on_a_short_schedule() {
+    use cipherdm_models::schedule::{Guidance, Schedule, ddpm};
+    use cipherdm_models::secure::{SecureGuidance, secure_ddpm};
+    let (model, weights) = shipped_model("tiny").unwrap();
+    let profile = Profile::Accurate;
+    let schedule = Schedule::linear(6, 1e-2, 0.3);
+    let labels = [1usize];
+    let mut net = PlainDenoiser::new(
+        model.clone(),
+        weights.clone(),
+        Nonlinearity::Approx(profile),
+    )
+    .unwrap();
+    let [c, h, w] = model.image_shape();
+    let plain = ddpm(
+        &schedule,
+        &mut net,
+        initial_noise(8, vec![1, c, h, w]),
+        &[Condition::Class(1)],
+        Guidance::None,
+        8,
+    )
+    .unwrap();
+    let fixed = FixedPoint::default();
+    let mut rng = ChaCha12Rng::seed_from_u64(2);
+    let [s0, s1, s2] = owner_weight_shares(&model, &weights, fixed, &mut rng).unwrap();
+    let [l0, l1, l2] = user_label_shares(&model, &labels, fixed, &mut rng).unwrap();
+    let out = run3_with(&mem(), [(s0, l0), (s1, l1), (s2, l2)], |p, (ws, l)| {
+        let mut b = SecureBackend::new(p, &model.graph, ws, profile).unwrap();
+        let x = secure_ddpm(
+            &mut b,
+            &model,
+            &schedule,
+            &l,
+            &SecureGuidance::None,
+            8,
+            &mut |_| {},
+        )
+        .unwrap();
+        Ok(pr::open(p, &x)?)
+    });
+    let got = out.into_iter().next().unwrap().unwrap();
+    let got = Tensor::new(
+        plain.shape().to_vec(),
+        got.iter().map(|&v| fixed.decode(v)).collect(),
+    )
+    .unwrap();
+    let db = psnr(&got, &plain);
+    assert!(db >= 35.0, "PSNR {db:.1} dB");
+}
+
+#[test]
+fn mnist_secure_sample_matches_plain_approx() {
+    let (model, weights) = shipped_model("mnist").unwrap();
+    let profile = Profile::Accurate;
+    let labels = vec![7];
+    let req = request(
+        &model,
+        profile,
+        labels.clone(),
+        3,
+        GuidanceRequest::Score(0.1),
+    );
+    let out = sample_in_process(
+        &req,
+        memory_shares(&model, &weights),
+        Some(&weights),
+        &mem(),
+        &|_| {},
+    )
+    .unwrap();
+    let plain = cipherdm_models::commands::sample_plain(
+        &model,
+        &weights,
+        Nonlinearity::Approx(profile),
+        &labels,
+        0.1,
+        3,
+        11,
+    )
+    .unwrap();
+    let db = psnr(&out.image, &plain);
+    eprintln!("mnist 3-step secure vs plain-approx: PSNR {db:.1} dB");
+    assert!(db >= 35.0, "PSNR {db:.1} dB");
+}

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cipherdm_models::commands;
-use clap::{Parser, Subcommand};
+use cipherdm_models::{cli, commands};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -17,35 +17,102 @@ struct Cli {
     command: Command,
 }
 
+/// Options shared by `sample` and `plain-sample`.
+#[derive(Args)]
+struct SampleArgs {
+    /// `tiny` (digits 0/1) or `mnist` (0–9).
+    #[arg(long, default_value = "mnist")]
+    model: String,
+    /// The digit to draw.
+    #[arg(long, conflicts_with = "labels")]
+    label: Option<usize>,
+    /// Several digits, comma-separated, one image each (default: every class).
+    #[arg(long)]
+    labels: Option<String>,
+    /// Images per digit, drawn as one batch and written as a grid.
+    #[arg(long, default_value_t = 1)]
+    grid: usize,
+    /// DDIM steps.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Approximation profile: `accurate`, `precise`, `loose`, `cipherdm` (plain-sample
+    /// also takes `exact`).
+    #[arg(long, alias = "profile", default_value = "accurate")]
+    approx: String,
+    /// Score-guidance η: the owner's exact unconditional score steers the approximate
+    /// one (0: off).
+    #[arg(long, default_value_t = 0.1)]
+    guidance: f64,
+    /// Classifier-free guidance weight instead of score guidance.
+    #[arg(long)]
+    cfg: Option<f64>,
+    /// `ddim` or `ddpm` (1000 steps).
+    #[arg(long, default_value = "ddim")]
+    sampler: String,
+    /// Public seed of the initial noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output PNG.
+    #[arg(long, default_value = "digit.png")]
+    out: PathBuf,
+    /// Weights instead of the shipped ones: a .safetensors file (tiny) or a diffusers
+    /// folder (mnist).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+}
+
+impl SampleArgs {
+    fn options(self, shares: Option<PathBuf>) -> cli::SampleOptions {
+        cli::SampleOptions {
+            labels: match (self.label, self.labels) {
+                (Some(l), _) => l.to_string(),
+                (None, Some(ls)) => ls,
+                (None, None) => String::new(),
+            },
+            model: self.model,
+            grid: self.grid,
+            steps: self.steps,
+            approx: self.approx,
+            guidance: self.guidance,
+            cfg: self.cfg,
+            sampler: self.sampler,
+            seed: self.seed,
+            out: self.out,
+            weights: self.weights,
+            shares,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Sample digits in plaintext (exact or with an approximation profile) to a PNG grid.
+    /// Sample securely: three servers (in this process, over the memory transport)
+    /// evaluate the model on secret-shared weights and labels; only the user sees the
+    /// image.
+    Sample {
+        #[command(flatten)]
+        args: SampleArgs,
+        /// Folder of share files from `share-model` (default: the owner splits the
+        /// weights in memory with fresh randomness).
+        #[arg(long)]
+        shares: Option<PathBuf>,
+    },
+    /// Sample in plaintext (exact or with an approximation profile): the reference.
     PlainSample {
-        /// `tiny` (digits 0/1) or `mnist` (0–9).
+        #[command(flatten)]
+        args: SampleArgs,
+    },
+    /// The model owner's tool: split weights into three share files, one per server.
+    ShareModel {
+        /// `tiny` or `mnist`.
         #[arg(long, default_value = "mnist")]
         model: String,
-        /// Digits to draw, comma-separated (one sample each).
-        #[arg(long, default_value = "0,1,2,3,4,5,6,7,8,9")]
-        labels: String,
-        /// `exact`, `cipherdm`, `precise`, `loose` or `accurate`.
-        #[arg(long, default_value = "exact")]
-        profile: String,
-        /// Score-guidance η (0: off).
-        #[arg(long, default_value_t = 0.0)]
-        guidance: f64,
-        /// DDIM steps.
-        #[arg(long, default_value_t = 50)]
-        steps: usize,
-        /// Seed of the initial noise.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Output PNG.
-        #[arg(long, default_value = "plain-sample.png")]
-        out: PathBuf,
-        /// Weights instead of the shipped ones: a .safetensors file (tiny) or a
-        /// diffusers folder (mnist).
+        /// Weights instead of the shipped ones.
         #[arg(long)]
         weights: Option<PathBuf>,
+        /// Output folder (`<model>.p0.shares` … `<model>.p2.shares`).
+        #[arg(long, default_value = "shares")]
+        out: PathBuf,
     },
     /// Train a model on the shipped MNIST (needs `--features train`).
     Train {
@@ -91,25 +158,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
-        Command::PlainSample {
+        Command::Sample { args, shares } => cli::secure_sample(&args.options(shares)),
+        Command::PlainSample { args } => cli::plain_sample(&args.options(None)),
+        Command::ShareModel {
             model,
-            labels,
-            profile,
-            guidance,
-            steps,
-            seed,
-            out,
             weights,
-        } => commands::plain_sample(
-            &model,
-            &labels,
-            &profile,
-            guidance,
-            steps,
-            seed,
-            &out,
-            weights.as_deref(),
-        ),
+            out,
+        } => cli::share_model(&model, weights.as_deref(), &out),
         Command::Train {
             model,
             steps,

@@ -1,0 +1,271 @@
+//! `cipherdm sample`, `cipherdm plain-sample` and `cipherdm share-model`: option
+//! parsing helpers, the progress bar and the closing summary.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cipherdm_kernel::FixedPoint;
+use cipherdm_kernel::approx::Profile;
+use cipherdm_kernel::cost::Cost;
+use cipherdm_kernel::exec::{LayerRecord, merge_records};
+use cipherdm_transport_mem::MemConfig;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::commands::{load_model, parse_labels};
+use crate::error::ModelError;
+use crate::image::write_grid;
+use crate::model::Model;
+use crate::schedule::DdimConfig;
+use crate::secure::session::{fresh_rng, owner_weight_shares};
+use crate::secure::{
+    GuidanceRequest, PartyWeights, SampleOutcome, SampleRequest, Sampler, sample_in_process,
+    write_share_files,
+};
+
+/// Options shared by `sample` and `plain-sample`.
+#[derive(Clone, Debug)]
+pub struct SampleOptions {
+    /// `tiny` or `mnist`.
+    pub model: String,
+    /// Comma-separated digits, one image each (all classes when empty).
+    pub labels: String,
+    /// Images per digit (drawn as one batch, written as a grid).
+    pub grid: usize,
+    /// DDIM steps.
+    pub steps: usize,
+    /// Approximation profile name.
+    pub approx: String,
+    /// Score-guidance η (0: off).
+    pub guidance: f64,
+    /// Classifier-free guidance weight (replaces score guidance when set).
+    pub cfg: Option<f64>,
+    /// `ddim` or `ddpm`.
+    pub sampler: String,
+    /// Public seed of the initial noise.
+    pub seed: u64,
+    /// Output PNG.
+    pub out: PathBuf,
+    /// Weights instead of the shipped ones.
+    pub weights: Option<PathBuf>,
+    /// Share files written by `share-model` (folder), instead of an in-process split.
+    pub shares: Option<PathBuf>,
+}
+
+/// A profile name of the secure path (`exact` has no secure evaluation).
+pub fn parse_profile(s: &str) -> Result<Profile, ModelError> {
+    match crate::commands::parse_nonlinearity(s)? {
+        crate::plain::Nonlinearity::Approx(p) => Ok(p),
+        crate::plain::Nonlinearity::Exact => Err(ModelError::Config(
+            "`exact` has no secure evaluation: choose accurate, precise, loose or cipherdm".into(),
+        )),
+    }
+}
+
+impl SampleOptions {
+    fn label_list(&self, model: &Model) -> Result<Vec<usize>, ModelError> {
+        let base = if self.labels.trim().is_empty() {
+            (0..model.classes()).collect()
+        } else {
+            parse_labels(&self.labels, model.classes())?
+        };
+        if self.grid == 0 || self.grid > 64 || base.len() * self.grid > 256 {
+            return Err(ModelError::Config(format!(
+                "--grid {} with {} labels: at most 64 per label and 256 images",
+                self.grid,
+                base.len()
+            )));
+        }
+        Ok(base
+            .iter()
+            .flat_map(|&l| std::iter::repeat_n(l, self.grid))
+            .collect())
+    }
+
+    fn columns(&self, images: usize) -> usize {
+        if self.grid > 1 {
+            self.grid.min(10)
+        } else {
+            images.clamp(1, 10)
+        }
+    }
+
+    fn sampler(&self) -> Result<Sampler, ModelError> {
+        match self.sampler.as_str() {
+            "ddim" => Ok(Sampler::Ddim(DdimConfig {
+                steps: self.steps,
+                ..DdimConfig::cipherdm()
+            })),
+            "ddpm" => Ok(Sampler::Ddpm),
+            other => Err(ModelError::Config(format!(
+                "unknown sampler `{other}` (ddim, ddpm)"
+            ))),
+        }
+    }
+
+    fn guidance(&self) -> Result<GuidanceRequest, ModelError> {
+        if !self.guidance.is_finite() || self.guidance < 0.0 {
+            return Err(ModelError::Config("--guidance must be ≥ 0".into()));
+        }
+        Ok(match self.cfg {
+            Some(w) if w.is_finite() => GuidanceRequest::ClassifierFree(w),
+            Some(_) => return Err(ModelError::Config("--cfg must be finite".into())),
+            None if self.guidance > 0.0 => GuidanceRequest::Score(self.guidance),
+            None => GuidanceRequest::None,
+        })
+    }
+}
+
+/// `cipherdm sample`: three servers in this process over the memory transport.
+pub fn secure_sample(o: &SampleOptions) -> Result<(), ModelError> {
+    let (model, weights) = load_model(&o.model, o.weights.as_deref())?;
+    let labels = o.label_list(&model)?;
+    let request = SampleRequest {
+        model: model.clone(),
+        profile: parse_profile(&o.approx)?,
+        labels: labels.clone(),
+        sampler: o.sampler()?,
+        guidance: o.guidance()?,
+        seed: o.seed,
+    };
+    let transport = MemConfig::default();
+    let party_weights = match &o.shares {
+        Some(dir) => PartyWeights::Files {
+            paths: share_paths(dir, &o.model),
+            model_id: o.model.clone(),
+        },
+        None => PartyWeights::Memory(Box::new(owner_weight_shares(
+            &model,
+            &weights,
+            transport.fixed,
+            &mut fresh_rng()?,
+        )?)),
+    };
+    let steps = match &request.sampler {
+        Sampler::Ddim(c) => c.steps,
+        Sampler::Ddpm => 1000,
+    };
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len}  {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let outcome = sample_in_process(&request, party_weights, Some(&weights), &transport, &|r| {
+        bar.set_position(r.done as u64);
+        bar.set_message(format!(
+            "t={:<4} party 0: {} sent, {} rounds",
+            r.t,
+            human_bytes(r.cost.bytes_total()),
+            r.cost.rounds
+        ));
+    })?;
+    bar.finish_and_clear();
+    write_grid(&o.out, &outcome.image, o.columns(labels.len()))?;
+    print_summary(&outcome, steps, &o.out);
+    Ok(())
+}
+
+/// `cipherdm plain-sample`: the plaintext reference with the same options (`exact` is
+/// accepted as a profile).
+pub fn plain_sample(o: &SampleOptions) -> Result<(), ModelError> {
+    use crate::model::PlainDenoiser;
+    use crate::schedule::{Condition, Guidance, Schedule, ddim, ddpm, initial_noise};
+    let (model, weights) = load_model(&o.model, o.weights.as_deref())?;
+    let labels = o.label_list(&model)?;
+    let nonlinearity = crate::commands::parse_nonlinearity(&o.approx)?;
+    let mut net = PlainDenoiser::new(model.clone(), weights.clone(), nonlinearity)?;
+    let mut exact = PlainDenoiser::new(model.clone(), weights, crate::plain::Nonlinearity::Exact)?;
+    let [c, h, w] = model.image_shape();
+    let x_t = initial_noise(o.seed, vec![labels.len(), c, h, w]);
+    let conds: Vec<Condition> = labels.iter().map(|&l| Condition::Class(l)).collect();
+    let guidance = match o.guidance()? {
+        GuidanceRequest::None => Guidance::None,
+        GuidanceRequest::ClassifierFree(w) => Guidance::ClassifierFree { w },
+        GuidanceRequest::Score(eta) => Guidance::Score {
+            eta,
+            reference: &mut exact,
+        },
+    };
+    let schedule = Schedule::cipherdm();
+    let x = match o.sampler()? {
+        Sampler::Ddim(cfg) => ddim(&schedule, &cfg, &mut net, x_t, &conds, guidance, o.seed)?,
+        Sampler::Ddpm => ddpm(&schedule, &mut net, x_t, &conds, guidance, o.seed)?,
+    };
+    write_grid(&o.out, &x, o.columns(labels.len()))?;
+    eprintln!("wrote {}", o.out.display());
+    Ok(())
+}
+
+fn share_paths(dir: &Path, model: &str) -> [PathBuf; 3] {
+    [0, 1, 2].map(|i| dir.join(format!("{model}.p{i}.shares")))
+}
+
+/// `cipherdm share-model`: the owner's split into three share files.
+pub fn share_model(model: &str, weights: Option<&Path>, out: &Path) -> Result<(), ModelError> {
+    let (m, w) = load_model(model, weights)?;
+    let paths = write_share_files(&m.graph, &w, model, FixedPoint::default(), out, model, None)?;
+    for p in &paths {
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+fn human_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.2} GB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} kB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+/// Peak resident memory of this process (`VmHWM`), where the OS reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn print_summary(o: &SampleOutcome, steps: usize, out: &Path) {
+    let rounds = o.costs.iter().map(|c| c.rounds).max().unwrap_or(0);
+    let per_party: Vec<String> = o
+        .costs
+        .iter()
+        .map(|c: &Cost| human_bytes(c.bytes_total()))
+        .collect();
+    let total: u64 = o.costs.iter().map(Cost::bytes_total).sum();
+    eprintln!(
+        "wrote {} ({} image(s), {steps} steps)",
+        out.display(),
+        o.image.shape()[0]
+    );
+    eprintln!(
+        "wall {:.2} s | sent per party {} | total {} | {rounds} rounds | peak memory {} (3 parties in one process)",
+        o.wall.as_secs_f64(),
+        per_party.join(" / "),
+        human_bytes(total),
+        peak_rss_bytes().map_or("n/a".into(), human_bytes),
+    );
+}
+
+/// A per-layer table (summed over all forwards) as text lines: layer, op, shape, ms,
+/// bytes sent by this party, rounds.
+pub fn layer_table(records: &[LayerRecord]) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{:<40} {:<16} {:<18} {:>10} {:>12} {:>7}",
+        "layer", "op", "shape", "ms", "bytes", "rounds"
+    )];
+    for r in merge_records(records) {
+        lines.push(format!(
+            "{:<40} {:<16} {:<18} {:>10.2} {:>12} {:>7}",
+            r.name,
+            r.op,
+            format!("{:?}", r.shape),
+            Duration::from_nanos(r.nanos).as_secs_f64() * 1e3,
+            r.cost.bytes_total(),
+            r.cost.rounds
+        ));
+    }
+    lines
+}
