@@ -269,3 +269,51 @@ pub fn layer_table(records: &[LayerRecord]) -> Vec<String> {
     }
     lines
 }
+
+/// Keeps freed memory in the process instead of returning it to the OS after every
+/// layer. The protocols allocate and drop many vectors of hundreds of kilobytes per
+/// layer; glibc's defaults unmap or trim them on free and page-fault them back on the
+/// next allocation, about a quarter of a secure forward's time. Peak memory is not
+/// raised: the same sizes are reused. Returns whether glibc accepted both settings
+/// (always `false` on other platforms, where it does nothing).
+pub fn tune_allocator() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        // SAFETY: `mallopt` is glibc's documented, thread-safe setter of allocator
+        // tunables; it takes two integers, touches no caller memory, and a rejected value
+        // only returns 0. The thresholds are within glibc's limits (mmap threshold at
+        // most 32 MiB on 64-bit targets).
+        let (a, b) = unsafe {
+            (
+                mallopt(M_MMAP_THRESHOLD, 32 << 20),
+                mallopt(M_TRIM_THRESHOLD, 256 << 20),
+            )
+        };
+        a == 1 && b == 1
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn allocator_tuning_is_accepted_and_allocation_still_works() {
+        let accepted = super::tune_allocator();
+        if cfg!(all(target_os = "linux", target_env = "gnu")) {
+            assert!(accepted, "glibc rejected the thresholds");
+        }
+        // Large blocks below and above the new mmap threshold, allocated, written, freed.
+        for n in [1usize << 16, 1 << 22, 5 << 22] {
+            let v = vec![7u64; n];
+            assert_eq!(v.iter().copied().map(|x| x as usize).sum::<usize>(), 7 * n);
+        }
+    }
+}

@@ -434,6 +434,11 @@ fn share_files_sample_and_each_bad_file_has_its_own_error() {
         open(&cut, 0, &model.graph, "cipherdm-tiny"),
         Some(ShareFileError::Truncated { .. })
     ));
+    // Absent.
+    assert!(matches!(
+        open(&dir.join("absent.shares"), 0, &model.graph, "cipherdm-tiny"),
+        Some(ShareFileError::Open { .. })
+    ));
     // Not a share file at all, and a header that lies about its length.
     let junk = dir.join("junk.shares");
     std::fs::write(&junk, b"safetensors? no").unwrap();

@@ -1,6 +1,6 @@
 //! `stepbench`: one secure U-Net forward (or a whole sample with `--steps N`), three
 //! parties in one process over the memory transport. Prints a per-layer table (party
-//! 0's time, bytes summed over the three parties, rounds), the totals, and a last,
+//! 0's time and rounds, bytes summed over the three parties), the totals, and a last,
 //! machine-readable line:
 //! `total,<seconds>,<bytes summed over parties>,<rounds>,<peak RSS bytes per party>`
 //! (peak RSS of the whole process divided by three: the parties share one process).
@@ -42,6 +42,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    cipherdm_models::cli::tune_allocator();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -83,11 +84,13 @@ fn run(a: Args) -> Result<(), ModelError> {
         }
         let bytes: u64 = parts.iter().map(|p| p.1).sum();
         let rounds = parts.iter().map(|p| p.2).max().unwrap_or(0);
-        // Per-layer bytes summed over the parties.
+        // Per-layer bytes summed over the parties; rounds and time are party 0's.
         let mut layers = parts[0].0.clone();
         for other in &parts[1..] {
             for (l, o) in layers.iter_mut().zip(&other.0) {
+                let rounds = l.cost.rounds;
                 l.cost += o.cost;
+                l.cost.rounds = rounds;
             }
         }
         (layers, bytes, rounds)
@@ -112,7 +115,15 @@ fn run(a: Args) -> Result<(), ModelError> {
         )?;
         let bytes = out.costs.iter().map(|c| c.bytes_total()).sum();
         let rounds = out.costs.iter().map(|c| c.rounds).max().unwrap_or(0);
-        (out.layers, bytes, rounds)
+        // `layers` are party 0's: scale its bytes to the three parties' sum (the protocols
+        // rotate their lead, so the parties' traffic is balanced).
+        let mut layers = out.layers;
+        for l in &mut layers {
+            for b in &mut l.cost.bytes_sent {
+                *b *= 3;
+            }
+        }
+        (layers, bytes, rounds)
     };
     let secs = start.elapsed().as_secs_f64();
     println!(

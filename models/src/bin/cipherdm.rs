@@ -157,6 +157,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cipherdm_models::cli::tune_allocator();
     let r = match cli.command {
         Command::Sample { args, shares } => cli::secure_sample(&args.options(shares)),
         Command::PlainSample { args } => cli::plain_sample(&args.options(None)),

@@ -62,6 +62,14 @@ pub struct ShareHeader {
 /// A bad share file.
 #[derive(Debug, thiserror::Error)]
 pub enum ShareFileError {
+    /// The file cannot be opened or read.
+    #[error("{path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The magic is missing.
     #[error("{0}: not a cipherdm share file")]
     NotAShareFile(PathBuf),
@@ -264,9 +272,9 @@ impl ShareFileSource {
         fixed: FixedPoint,
     ) -> Result<Self, ShareFileError> {
         let path = path.as_ref().to_path_buf();
-        let io = |e: std::io::Error| ShareFileError::Header {
+        let io = |e: std::io::Error| ShareFileError::Open {
             path: path.clone(),
-            detail: e.to_string(),
+            source: e,
         };
         let mut file = File::open(&path).map_err(io)?;
         let size = file.metadata().map_err(io)?.len();
