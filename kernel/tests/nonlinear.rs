@@ -228,7 +228,16 @@ fn softmax_matches_plaintext_for_each_exp_profile() {
             }
         }
         eprintln!("{profile:?}: softmax error {worst:.3e}");
-        assert!(worst < 2e-4, "{profile:?}: softmax error {worst:.3e}");
+        // Precise's exp is 8 squarings of (1 + x/256): the LSB error of the first
+        // truncation is amplified 2^8-fold, up to 2^8 · 2^-18 ≈ 1e-3 of e^x in the worst
+        // case (typically a few 1e-4 after normalisation); the polynomial profiles stay
+        // within a few LSB.
+        let tol = if profile == Profile::Precise {
+            1e-3
+        } else {
+            2e-4
+        };
+        assert!(worst < tol, "{profile:?}: softmax error {worst:.3e}");
     }
 }
 

@@ -14,8 +14,12 @@ fn main() {
     let classes: Vec<u8> = (0..m.classes() as u8).collect();
     let data = data.filter(&classes);
     let mut net = PlainDenoiser::new(m.clone(), w, Nonlinearity::Exact).unwrap();
-    if args.len() > 3 {
+    if args.len() > 3 && args[3] == "trace" {
         trace(&mut net, m.classes());
+        return;
+    }
+    if args.len() > 3 {
+        probe(&mut net, &data);
         return;
     }
     let s = Schedule::cipherdm();
@@ -93,7 +97,11 @@ pub fn trace(net: &mut PlainDenoiser<f64>, classes: usize) {
                     clipped += 1;
                 }
                 x0s += x0 * x0;
-                let x0 = x0.clamp(-1.0, 1.0);
+                let x0 = if std::env::var("NOCLIP").is_ok() {
+                    x0
+                } else {
+                    x0.clamp(-1.0, 1.0)
+                };
                 a_p.sqrt() * x0 + (1.0 - a_p).sqrt() * ev
             })
             .collect();
@@ -108,4 +116,40 @@ pub fn trace(net: &mut PlainDenoiser<f64>, classes: usize) {
         x = Tensor::new(x.shape().to_vec(), d).unwrap();
     }
     cipherdm_models::image::write_grid("/tmp/s/trace.png", &x, 8).unwrap();
+}
+
+#[allow(dead_code)]
+pub fn probe(net: &mut PlainDenoiser<f64>, data: &Mnist) {
+    let s = Schedule::cipherdm();
+    let mut rng = ChaCha12Rng::seed_from_u64(3);
+    let idx: Vec<usize> = (0..16).collect();
+    let x0 = data.batch(&idx);
+    let conds: Vec<Condition> = idx
+        .iter()
+        .map(|&i| Condition::Class(data.labels[i] as usize))
+        .collect();
+    for t in [981usize, 901, 841, 701, 501] {
+        let a = s.alphas_cumprod[t];
+        for real in [true, false] {
+            let eps = normal(&mut rng, x0.len());
+            let xt: Vec<f64> = x0
+                .data()
+                .iter()
+                .zip(&eps)
+                .map(|(&x, &e)| if real { s.add_noise(x as f64, e, t) } else { e })
+                .collect();
+            let xt = Tensor::new(x0.shape().to_vec(), xt).unwrap();
+            let p = net.forward(&xt, t, &conds).unwrap();
+            let x0h: Vec<f64> = xt
+                .data()
+                .iter()
+                .zip(p.data())
+                .map(|(&x, &e)| (x - (1.0 - a).sqrt() * e) / a.sqrt())
+                .collect();
+            let m = x0h.iter().sum::<f64>() / x0h.len() as f64;
+            let clipped: f64 =
+                x0h.iter().map(|v| v.clamp(-1.0, 1.0)).sum::<f64>() / x0h.len() as f64;
+            println!("t={t} real={real} x0hat mean {m:.3} clipped mean {clipped:.3}");
+        }
+    }
 }
