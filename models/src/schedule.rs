@@ -147,6 +147,41 @@ impl DdimConfig {
             .map(|i| (seq[i], i.checked_sub(1).map(|j| seq[j])))
             .collect())
     }
+
+    /// The update scalars of the step from `t` to `prev` (`None`: the last step).
+    pub fn step(&self, schedule: &Schedule, t: usize, prev: Option<usize>) -> DdimStep {
+        let a_t = schedule.alphas_cumprod[t];
+        let a_prev = match prev {
+            Some(p) => schedule.alphas_cumprod[p],
+            None if self.final_alpha_quirk => schedule.alphas_cumprod[0],
+            None => 1.0,
+        };
+        let sigma = self.eta
+            * ((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev))
+                .max(0.0)
+                .sqrt();
+        let dir = (1.0 - a_prev - sigma * sigma).max(0.0).sqrt();
+        DdimStep {
+            a_t,
+            a_prev,
+            sigma,
+            dir,
+        }
+    }
+}
+
+/// The scalars of one DDIM update from `t` to `prev`: `x_prev = √ᾱ_prev·x̂0 + dir·ε + σ·z`
+/// with `x̂0 = (x − √(1−ᾱ_t)·ε)/√ᾱ_t`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DdimStep {
+    /// `ᾱ_t`.
+    pub a_t: f64,
+    /// `ᾱ_prev` (`ᾱ[0]` at the last step with the quirk, else 1).
+    pub a_prev: f64,
+    /// Noise scale `σ` (0 for η = 0).
+    pub sigma: f64,
+    /// Coefficient of `ε` in the update, `√(1 − ᾱ_prev − σ²)`.
+    pub dir: f64,
 }
 
 /// How the noise prediction is steered.
@@ -269,19 +304,14 @@ pub fn ddim(
     let mut x = x_t;
     let mut x_unc = matches!(guidance, Guidance::Score { .. }).then(|| x.clone());
     for (t, prev) in config.timesteps(schedule.len())? {
-        let a_t = schedule.alphas_cumprod[t];
-        let a_prev = match prev {
-            Some(p) => schedule.alphas_cumprod[p],
-            None if config.final_alpha_quirk => schedule.alphas_cumprod[0],
-            None => 1.0,
-        };
-        let sigma = config.eta
-            * ((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev))
-                .max(0.0)
-                .sqrt();
+        let DdimStep {
+            a_t,
+            a_prev,
+            sigma,
+            dir,
+        } = config.step(schedule, t, prev);
         let noise = (sigma > 0.0).then(|| normal(&mut rng, x.len()));
         let step = |x: &Tensor<f64>, eps: &Tensor<f64>| -> Result<Tensor<f64>, ModelError> {
-            let dir = (1.0 - a_prev - sigma * sigma).max(0.0).sqrt();
             pointwise(x, eps, noise.as_deref(), |xv, e, n| {
                 let mut x0 = (xv - (1.0 - a_t).sqrt() * e) / a_t.sqrt();
                 if config.clip_x0 {

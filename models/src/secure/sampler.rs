@@ -23,7 +23,7 @@ use rand_core::SeedableRng;
 use super::backend::{SecureBackend, public, public_label_rows};
 use crate::error::ModelError;
 use crate::model::Model;
-use crate::schedule::{Condition, DdimConfig, Schedule, initial_noise, normal};
+use crate::schedule::{Condition, DdimConfig, DdimStep, Schedule, initial_noise, normal};
 
 /// Guidance on shares.
 #[derive(Clone, Debug)]
@@ -141,25 +141,17 @@ where
     W: WeightSource<u64>,
     ModelError: From<W::Error>,
 {
-    let b = check_labels(model, labels)?;
-    let [c, h, w] = model.image_shape();
-    let x0 = initial_noise(seed, vec![b, c, h, w]);
-    let mut x = public(backend.party(), x0.data(), &[b, c, h, w])?;
-    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let (mut x, mut rng) = start_trajectory(backend, model, labels, seed)?;
     let steps = config.timesteps(schedule.len())?;
     let start = Instant::now();
     let cost0 = *backend.party().costs().total();
     for (i, &(t, prev)) in steps.iter().enumerate() {
-        let a_t = schedule.alphas_cumprod[t];
-        let a_prev = match prev {
-            Some(p) => schedule.alphas_cumprod[p],
-            None if config.final_alpha_quirk => schedule.alphas_cumprod[0],
-            None => 1.0,
-        };
-        let sigma = config.eta
-            * ((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev))
-                .max(0.0)
-                .sqrt();
+        let DdimStep {
+            a_t,
+            a_prev,
+            sigma,
+            dir,
+        } = config.step(schedule, t, prev);
         let noise = (sigma > 0.0).then(|| normal(&mut rng, x.len()));
         let e = eps_for_step(backend, model, &x, t, labels, guidance, i, schedule)?;
         let p = backend.party();
@@ -173,7 +165,6 @@ where
         if config.clip_x0 {
             pred_x0 = clamp(p, &pred_x0, -1.0, 1.0)?;
         }
-        let dir = (1.0 - a_prev - sigma * sigma).max(0.0).sqrt();
         x = linear_combination_fixed(p, &[(a_prev.sqrt(), &pred_x0), (dir, &e)])?;
         if let Some(n) = noise {
             let scaled: Vec<f64> = n.iter().map(|v| sigma * v).collect();
@@ -207,11 +198,7 @@ where
     W: WeightSource<u64>,
     ModelError: From<W::Error>,
 {
-    let b = check_labels(model, labels)?;
-    let [c, h, w] = model.image_shape();
-    let x0 = initial_noise(seed, vec![b, c, h, w]);
-    let mut x = public(backend.party(), x0.data(), &[b, c, h, w])?;
-    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let (mut x, mut rng) = start_trajectory(backend, model, labels, seed)?;
     let start = Instant::now();
     let cost0 = *backend.party().costs().total();
     let total = schedule.len();
@@ -237,6 +224,25 @@ where
         });
     }
     Ok(x)
+}
+
+/// The public initial noise of `seed` as a trivial sharing, and the sampler's noise
+/// stream (the same draws as the plaintext samplers).
+fn start_trajectory<T: Transport, W>(
+    backend: &mut SecureBackend<'_, T, W>,
+    model: &Model,
+    labels: &ArithShare<u64>,
+    seed: u64,
+) -> Result<(ArithShare<u64>, ChaCha12Rng), ModelError>
+where
+    W: WeightSource<u64>,
+    ModelError: From<W::Error>,
+{
+    let b = check_labels(model, labels)?;
+    let [c, h, w] = model.image_shape();
+    let x0 = initial_noise(seed, vec![b, c, h, w]);
+    let x = public(backend.party(), x0.data(), &[b, c, h, w])?;
+    Ok((x, ChaCha12Rng::seed_from_u64(seed)))
 }
 
 fn check_labels(model: &Model, labels: &ArithShare<u64>) -> Result<usize, ModelError> {
