@@ -5,19 +5,9 @@ mod common;
 use cipherdm_kernel::approx::Profile;
 use cipherdm_kernel::nn::{self, ConvGeometry};
 use cipherdm_kernel::protocols as pr;
-use cipherdm_kernel::{ArithShare, Error, FixedPoint, Party, Shape};
+use cipherdm_kernel::{ArithShare, Error, Party, Shape};
 use cipherdm_transport_mem::{MemTransport, run3_with};
 use common::*;
-
-fn enc(v: &[f64]) -> Vec<u64> {
-    let fx = FixedPoint::default();
-    v.iter().map(|&x| fx.encode(x).unwrap()).collect()
-}
-
-fn dec(v: &[u64]) -> Vec<f64> {
-    let fx = FixedPoint::default();
-    v.iter().map(|&x| fx.decode(x)).collect()
-}
 
 fn uniform(n: usize, seed: u64, scale: f64) -> Vec<f64> {
     let mut g = rng(seed);

@@ -9,16 +9,6 @@ use cipherdm_kernel::{FixedPoint, Shape};
 use cipherdm_transport_mem::run3_with;
 use common::*;
 
-fn enc(v: &[f64]) -> Vec<u64> {
-    let fx = FixedPoint::default();
-    v.iter().map(|&x| fx.encode(x).unwrap()).collect()
-}
-
-fn dec(v: &[u64]) -> Vec<f64> {
-    let fx = FixedPoint::default();
-    v.iter().map(|&x| fx.decode(x)).collect()
-}
-
 fn normal(n: usize, seed: u64) -> Vec<f64> {
     let mut g = rng(seed);
     (0..n)

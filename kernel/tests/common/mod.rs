@@ -43,3 +43,15 @@ pub fn open3<R: Ring>(s: &[ArithShare<R>; 3]) -> Vec<R> {
 pub fn rng(seed: u64) -> ChaCha12Rng {
     ChaCha12Rng::seed_from_u64(seed)
 }
+
+/// Default fixed-point encodings of reals (test inputs are in range).
+pub fn enc(v: &[f64]) -> Vec<u64> {
+    let fx = cipherdm_kernel::FixedPoint::default();
+    v.iter().map(|&x| fx.encode(x).unwrap()).collect()
+}
+
+/// Default fixed-point decoding.
+pub fn dec(v: &[u64]) -> Vec<f64> {
+    let fx = cipherdm_kernel::FixedPoint::default();
+    v.iter().map(|&x| fx.decode(x)).collect()
+}
