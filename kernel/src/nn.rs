@@ -111,9 +111,10 @@ fn map_components<R: Ring>(
     ArithShare::from_components(f(x.this()), f(x.next()), shape)
 }
 
-/// Source index of every `(row = (ci, ky, kx), col = (oy, ox))` entry of the im2col
-/// matrix, `u32::MAX` where the (dilated, padded) input is zero.
-fn im2col_index(
+/// Source index (into one `(Cin, H, W)` item) of every `(row = (ci, ky, kx),
+/// col = (oy, ox))` entry of the im2col matrix, `u32::MAX` where the (dilated, padded)
+/// input is zero. Shared with the training backend, which convolves the same way.
+pub fn im2col_index(
     [cin, h, w]: [usize; 3],
     k: usize,
     g: &ConvGeometry,

@@ -3,9 +3,9 @@
 
 mod common;
 
+use cipherdm_kernel::Shape;
 use cipherdm_kernel::approx::{self, Function, Profile};
 use cipherdm_kernel::protocols::{self as pr, boolean::open_bool};
-use cipherdm_kernel::Shape;
 use cipherdm_transport_mem::run3_with;
 use common::*;
 
