@@ -61,6 +61,7 @@ fn run(a: Args) -> Result<(), ModelError> {
     let labels: Vec<usize> = (0..a.batch).map(|i| i % model.classes()).collect();
     let cfg = MemConfig::default();
     let start = Instant::now();
+    let mut online: Option<f64> = None;
     let (layers, bytes, rounds) = if a.steps == 0 {
         let label_shares = user_label_shares(&model, &labels, fixed, &mut rng)?;
         let [c, h, w] = model.image_shape();
@@ -173,6 +174,11 @@ fn run(a: Args) -> Result<(), ModelError> {
         a.steps.max(1),
         bytes as f64 / 1e6
     );
+    if let Some(o) = online {
+        println!(
+            "servers' online time {o:.3} s (the rest is the owner's plaintext unconditional trajectory and the splits)"
+        );
+    }
     println!("total,{secs:.4},{bytes},{rounds},{peak}");
     Ok(())
 }
