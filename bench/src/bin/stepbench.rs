@@ -114,6 +114,7 @@ fn run(a: Args) -> Result<(), ModelError> {
             &cfg,
             &|_| {},
         )?;
+        online = Some(out.wall.as_secs_f64());
         let bytes = out.costs.iter().map(|c| c.bytes_total()).sum();
         let rounds = out.costs.iter().map(|c| c.rounds).max().unwrap_or(0);
         // `layers` are party 0's: scale its bytes to the three parties' sum (the protocols
