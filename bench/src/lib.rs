@@ -99,3 +99,88 @@ pub fn max_error(outputs: &[ArithShare<u64>; 3], want: &[f64]) -> f64 {
         .map(|(a, b)| (fx.decode(*a) - b).abs())
         .fold(0.0, f64::max)
 }
+
+/// What one secure forward measured.
+pub struct Forward {
+    /// Party 0's per-layer records, with bytes summed over the three parties.
+    pub layers: Vec<cipherdm_kernel::exec::LayerRecord>,
+    /// Each party's total cost.
+    pub costs: [Cost; 3],
+    /// Wall time of the forward (after the session set-up and input sharing).
+    pub elapsed: Duration,
+}
+
+impl Forward {
+    /// Bytes summed over the parties.
+    pub fn bytes(&self) -> u64 {
+        self.costs.iter().map(Cost::bytes_total).sum()
+    }
+
+    /// Rounds (the largest count over the parties).
+    pub fn rounds(&self) -> u64 {
+        self.costs.iter().map(|c| c.rounds).max().unwrap_or(0)
+    }
+
+    /// The most bytes any party sent on one link.
+    pub fn max_link_bytes(&self) -> u64 {
+        self.costs
+            .iter()
+            .flat_map(|c| c.bytes_sent)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// One secure forward of `model` at timestep 501 on a batch of `batch` images (labels
+/// cycle through the classes), weights and labels freshly shared, over `cfg`.
+pub fn secure_forward(
+    model: &cipherdm_models::model::Model,
+    weights: &cipherdm_models::Weights<f64>,
+    profile: cipherdm_kernel::approx::Profile,
+    batch: usize,
+    cfg: &MemConfig,
+) -> Result<Forward, cipherdm_models::ModelError> {
+    use cipherdm_models::ModelError;
+    use cipherdm_models::secure::SecureBackend;
+    use cipherdm_models::secure::backend::public;
+    use cipherdm_models::secure::session::{owner_weight_shares, user_label_shares};
+    let fixed = cfg.fixed;
+    let mut rng = ChaCha12Rng::seed_from_u64(1);
+    let sets = owner_weight_shares(model, weights, fixed, &mut rng)?;
+    let labels: Vec<usize> = (0..batch).map(|i| i % model.classes()).collect();
+    let label_shares = user_label_shares(model, &labels, fixed, &mut rng)?;
+    let [c, h, w] = model.image_shape();
+    let x = cipherdm_models::schedule::initial_noise(0, vec![batch, c, h, w]);
+    let [s0, s1, s2] = sets;
+    let [l0, l1, l2] = label_shares;
+    let out = run3_with(cfg, [(s0, l0), (s1, l1), (s2, l2)], |p, (ws, l)| {
+        let run = || -> Result<_, ModelError> {
+            let xs = public(p, x.data(), x.shape())?;
+            let c0 = *p.costs().total();
+            let t0 = Instant::now();
+            let mut b = SecureBackend::new(p, &model.graph, ws, profile)?;
+            b.forward(model, xs, 501, l)?;
+            let records = b.take_records();
+            Ok((records, p.costs().total().since(&c0), t0.elapsed()))
+        };
+        Ok(run())
+    });
+    let mut parts = Vec::new();
+    for r in out {
+        parts.push(r.map_err(ModelError::from)??);
+    }
+    // Per-layer bytes summed over the parties; rounds and time are party 0's.
+    let mut layers = parts[0].0.clone();
+    for other in &parts[1..] {
+        for (l, o) in layers.iter_mut().zip(&other.0) {
+            let rounds = l.cost.rounds;
+            l.cost += o.cost;
+            l.cost.rounds = rounds;
+        }
+    }
+    Ok(Forward {
+        layers,
+        costs: [parts[0].1, parts[1].1, parts[2].1],
+        elapsed: parts.iter().map(|p| p.2).max().unwrap_or_default(),
+    })
+}

@@ -67,6 +67,47 @@ pub struct Fault {
     pub kind: FaultKind,
 }
 
+/// A simulated network: every link delivers a message `latency` after its last byte left
+/// the sender, and each directed link sends at most `bandwidth` bytes per second
+/// (messages on one link queue behind each other; the two links of a party run in
+/// parallel).
+///
+/// Time model (checked by `cipherdm-bench`'s tests against runs with this injected):
+/// `time ≈ compute + rounds × latency + max link bytes / bandwidth`, where a round is one
+/// message hop, i.e. half a round trip.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Network {
+    /// One-way delay of every message.
+    pub latency: Duration,
+    /// Bytes per second per directed link.
+    pub bandwidth: f64,
+}
+
+impl Network {
+    /// Seed 2's LAN: 3 Gbps one way, 0.3 ms round trip.
+    pub fn lan() -> Self {
+        Network {
+            latency: Duration::from_micros(150),
+            bandwidth: 3e9 / 8.0,
+        }
+    }
+
+    /// Seed 2's WAN: 400 Mbps, 4 ms round trip.
+    pub fn wan() -> Self {
+        Network {
+            latency: Duration::from_millis(2),
+            bandwidth: 400e6 / 8.0,
+        }
+    }
+
+    /// The model's prediction of a run that took `compute` without the network.
+    pub fn predict(&self, compute: Duration, rounds: u64, max_link_bytes: u64) -> Duration {
+        compute
+            + self.latency * rounds as u32
+            + Duration::from_secs_f64(max_link_bytes as f64 / self.bandwidth)
+    }
+}
+
 /// Configuration of an in-memory session.
 #[derive(Clone, Debug)]
 pub struct MemConfig {
@@ -79,6 +120,8 @@ pub struct MemConfig {
     /// Seed for the parties' PRSS key contributions; `None` draws fresh OS entropy
     /// (the only choice outside tests and reproducible benchmarks).
     pub seed: Option<u64>,
+    /// Simulated latency and bandwidth (`None`: deliver at once).
+    pub network: Option<Network>,
 }
 
 impl Default for MemConfig {
@@ -88,6 +131,7 @@ impl Default for MemConfig {
             faults: Vec::new(),
             fixed: FixedPoint::default(),
             seed: None,
+            network: None,
         }
     }
 }
@@ -110,6 +154,9 @@ pub struct MemTransport {
     timeout: Duration,
     faults: Vec<Fault>,
     depth: u64,
+    network: Option<Network>,
+    /// When each outgoing link finishes sending what is queued on it.
+    link_free_at: [Option<Instant>; 3],
 }
 
 /// A fast 64-bit checksum of a payload (not cryptographic: it models the integrity
@@ -129,6 +176,15 @@ fn checksum(bytes: &[u8]) -> u64 {
 
 /// Builds the three connected transports of a session.
 pub fn mesh(timeout: Duration, faults: &[Fault]) -> [MemTransport; 3] {
+    mesh_with_network(timeout, faults, None)
+}
+
+/// [`mesh`] over a simulated [`Network`].
+pub fn mesh_with_network(
+    timeout: Duration,
+    faults: &[Fault],
+    network: Option<Network>,
+) -> [MemTransport; 3] {
     let mut senders: [[Option<Sender<Message>>; 3]; 3] = Default::default();
     let mut receivers: [[Option<Receiver<Message>>; 3]; 3] = Default::default();
     for from in 0..3 {
@@ -151,6 +207,8 @@ pub fn mesh(timeout: Duration, faults: &[Fault]) -> [MemTransport; 3] {
         timeout,
         faults: faults.iter().copied().filter(|f| f.from == me).collect(),
         depth: 0,
+        network,
+        link_free_at: [None; 3],
     })
 }
 
@@ -253,6 +311,14 @@ impl Transport for MemTransport {
             Some(FaultKind::Delay(d)) => deliver_at = Some(Instant::now() + d),
             None => {}
         }
+        if let Some(net) = self.network {
+            let now = Instant::now();
+            let start = self.link_free_at[i].map_or(now, |t| t.max(now));
+            let sent = start + Duration::from_secs_f64(payload.len() as f64 / net.bandwidth);
+            self.link_free_at[i] = Some(sent);
+            let arrive = sent + net.latency;
+            deliver_at = Some(deliver_at.map_or(arrive, |d| d.max(arrive)));
+        }
         let tx = self.senders[i]
             .as_ref()
             .ok_or(TransportError::Closed { peer: to })?;
@@ -329,7 +395,7 @@ where
     Out: Send,
     F: Fn(&mut Party<MemTransport>, In) -> Result<Out, Error> + Sync,
 {
-    let transports = mesh(cfg.timeout, &cfg.faults);
+    let transports = mesh_with_network(cfg.timeout, &cfg.faults, cfg.network);
     let f = &f;
     std::thread::scope(|scope| {
         let handles: Vec<_> = transports

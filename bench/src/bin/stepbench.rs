@@ -8,18 +8,18 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use cipherdm_bench::secure_forward;
 use cipherdm_kernel::FixedPoint;
-use cipherdm_kernel::exec::{LayerRecord, merge_records};
+use cipherdm_kernel::exec::merge_records;
 use cipherdm_models::ModelError;
 use cipherdm_models::cli::{parse_profile, peak_rss_bytes};
 use cipherdm_models::commands::shipped_model;
-use cipherdm_models::schedule::{DdimConfig, initial_noise};
-use cipherdm_models::secure::backend::public;
-use cipherdm_models::secure::session::{owner_weight_shares, user_label_shares};
+use cipherdm_models::schedule::DdimConfig;
+use cipherdm_models::secure::session::owner_weight_shares;
 use cipherdm_models::secure::{
-    GuidanceRequest, PartyWeights, SampleRequest, Sampler, SecureBackend, sample_in_process,
+    GuidanceRequest, PartyWeights, SampleRequest, Sampler, sample_in_process,
 };
-use cipherdm_transport_mem::{MemConfig, run3_with};
+use cipherdm_transport_mem::{MemConfig, Network};
 use clap::Parser;
 use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
@@ -39,6 +39,10 @@ struct Args {
     /// Batch size.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Simulated network: `none`, `lan` (3 Gbps, 0.3 ms RTT) or `wan` (400 Mbps, 4 ms
+    /// RTT), seed 2's settings. With one forward, also prints the time model's prediction.
+    #[arg(long, default_value = "none")]
+    net: String,
 }
 
 fn main() -> ExitCode {
@@ -55,46 +59,45 @@ fn main() -> ExitCode {
 fn run(a: Args) -> Result<(), ModelError> {
     let (model, weights) = shipped_model(&a.model)?;
     let profile = parse_profile(&a.approx)?;
-    let fixed = FixedPoint::default();
-    let mut rng = ChaCha12Rng::seed_from_u64(1);
-    let sets = owner_weight_shares(&model, &weights, fixed, &mut rng)?;
+    let network = match a.net.as_str() {
+        "none" => None,
+        "lan" => Some(Network::lan()),
+        "wan" => Some(Network::wan()),
+        other => {
+            return Err(ModelError::Config(format!(
+                "unknown network `{other}` (none, lan, wan)"
+            )));
+        }
+    };
     let labels: Vec<usize> = (0..a.batch).map(|i| i % model.classes()).collect();
-    let cfg = MemConfig::default();
+    let cfg = MemConfig {
+        network,
+        ..MemConfig::default()
+    };
     let start = Instant::now();
     let mut online: Option<f64> = None;
     let (layers, bytes, rounds) = if a.steps == 0 {
-        let label_shares = user_label_shares(&model, &labels, fixed, &mut rng)?;
-        let [c, h, w] = model.image_shape();
-        let x = initial_noise(0, vec![a.batch, c, h, w]);
-        let [s0, s1, s2] = sets;
-        let [l0, l1, l2] = label_shares;
-        let out = run3_with(&cfg, [(s0, l0), (s1, l1), (s2, l2)], |p, (ws, l)| {
-            let run = || -> Result<(Vec<LayerRecord>, u64, u64), ModelError> {
-                let xs = public(p, x.data(), x.shape())?;
-                let mut b = SecureBackend::new(p, &model.graph, ws, profile)?;
-                b.forward(&model, xs, 501, l)?;
-                let records = b.take_records();
-                let c = *p.costs().total();
-                Ok((records, c.bytes_total(), c.rounds))
-            };
-            Ok(run())
-        });
-        let mut parts = Vec::new();
-        for r in out {
-            parts.push(r.map_err(ModelError::from)??);
+        if let Some(net) = network {
+            // The model's prediction needs the compute time: one run without the network.
+            let plain = secure_forward(&model, &weights, profile, a.batch, &MemConfig::default())?;
+            let f = secure_forward(&model, &weights, profile, a.batch, &cfg)?;
+            let predicted = net.predict(plain.elapsed, f.rounds(), f.max_link_bytes());
+            println!(
+                "network {}: measured {:.3} s, model {:.3} s (compute {:.3} s + {} rounds × {:?} + {} B / {:.0} MB/s)",
+                a.net,
+                f.elapsed.as_secs_f64(),
+                predicted.as_secs_f64(),
+                plain.elapsed.as_secs_f64(),
+                f.rounds(),
+                net.latency,
+                f.max_link_bytes(),
+                net.bandwidth / 1e6
+            );
+            (f.layers.clone(), f.bytes(), f.rounds())
+        } else {
+            let f = secure_forward(&model, &weights, profile, a.batch, &cfg)?;
+            (f.layers.clone(), f.bytes(), f.rounds())
         }
-        let bytes: u64 = parts.iter().map(|p| p.1).sum();
-        let rounds = parts.iter().map(|p| p.2).max().unwrap_or(0);
-        // Per-layer bytes summed over the parties; rounds and time are party 0's.
-        let mut layers = parts[0].0.clone();
-        for other in &parts[1..] {
-            for (l, o) in layers.iter_mut().zip(&other.0) {
-                let rounds = l.cost.rounds;
-                l.cost += o.cost;
-                l.cost.rounds = rounds;
-            }
-        }
-        (layers, bytes, rounds)
     } else {
         let req = SampleRequest {
             model: model.clone(),
@@ -107,6 +110,8 @@ fn run(a: Args) -> Result<(), ModelError> {
             guidance: GuidanceRequest::Score(0.1),
             seed: 0,
         };
+        let mut rng = ChaCha12Rng::seed_from_u64(1);
+        let sets = owner_weight_shares(&model, &weights, FixedPoint::default(), &mut rng)?;
         let out = sample_in_process(
             &req,
             PartyWeights::Memory(Box::new(sets)),

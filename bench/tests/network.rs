@@ -1,0 +1,45 @@
+//! The time model of the simulated network (`compute + rounds × latency + max link
+//! bytes / bandwidth`) against a tiny-model forward run with that latency and bandwidth
+//! injected: within 20 %.
+
+use std::time::Duration;
+
+use cipherdm_bench::secure_forward;
+use cipherdm_kernel::approx::Profile;
+use cipherdm_models::commands::shipped_model;
+use cipherdm_transport_mem::{MemConfig, Network};
+
+#[test]
+fn network_model_predicts_an_injected_run_within_20_percent() {
+    let (model, weights) = shipped_model("tiny").unwrap();
+    let profile = Profile::Loose;
+    let plain = secure_forward(&model, &weights, profile, 1, &MemConfig::default()).unwrap();
+    // Latency and bandwidth both matter: ~3.5 s of hops, ~0.3 s of transfer.
+    let net = Network {
+        latency: Duration::from_millis(1),
+        bandwidth: 100e6,
+    };
+    let cfg = MemConfig {
+        network: Some(net),
+        timeout: Duration::from_secs(60),
+        ..MemConfig::default()
+    };
+    let run = secure_forward(&model, &weights, profile, 1, &cfg).unwrap();
+    // The network changes timing only, never what is sent.
+    assert_eq!(run.rounds(), plain.rounds());
+    assert_eq!(run.bytes(), plain.bytes());
+    let predicted = net.predict(plain.elapsed, run.rounds(), run.max_link_bytes());
+    let (m, p) = (run.elapsed.as_secs_f64(), predicted.as_secs_f64());
+    eprintln!(
+        "measured {m:.3} s, predicted {p:.3} s (compute {:.3} s, {} rounds, {} B on the busiest link)",
+        plain.elapsed.as_secs_f64(),
+        run.rounds(),
+        run.max_link_bytes()
+    );
+    assert!(
+        (m - p).abs() <= 0.2 * m,
+        "measured {m:.3} s vs model {p:.3} s"
+    );
+    // And the network really was there: the run took at least its hops.
+    assert!(m >= run.rounds() as f64 * 1e-3);
+}
