@@ -65,6 +65,20 @@ impl ConvGeometry {
     }
 }
 
+/// `√x` of a public `x ≥ 1` without `std` (Newton from above; exact to the last bit
+/// or so for the head widths attention uses).
+fn public_sqrt(x: f64) -> f64 {
+    let mut y = x.max(1.0);
+    for _ in 0..64 {
+        let next = 0.5 * (y + x / y);
+        if next >= y {
+            break;
+        }
+        y = next;
+    }
+    y
+}
+
 /// `(B, C, H, W)` of a 4-D share.
 pub fn nchw<R: Ring>(x: &ArithShare<R>) -> Result<(usize, usize, usize, usize), Error> {
     match *x.shape().dims() {
@@ -411,7 +425,7 @@ pub fn attention<R: Ring, T: Transport>(
     }
     let (d, n) = (c / heads, h * w);
     let f = p.fixed().frac_bits();
-    let q = mul_public_scalar_fixed(p, q, 1.0 / (d as f64).sqrt())?;
+    let q = mul_public_scalar_fixed(p, q, 1.0 / public_sqrt(d as f64))?;
     let head = |b: usize, hd: usize| (b * c + hd * d) * n..(b * c + (hd + 1) * d) * n;
     // Scores: q_hᵀ (n × d) · k_h (d × n) for every item and head.
     let mut z = alloc::vec![R::ZERO; nb * heads * n * n];
@@ -452,4 +466,18 @@ pub fn attention<R: Ring, T: Transport>(
         }
     }
     additive_trunc(p, z, Shape::new(&[nb, c, h, w])?, f)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn public_sqrt_matches_std() {
+        for d in [1.0f64, 2.0, 8.0, 32.0, 64.0, 160.0, 1e6] {
+            let got = super::public_sqrt(d);
+            assert!(
+                (got - d.sqrt()).abs() <= 4.0 * f64::EPSILON * d.sqrt(),
+                "{d}: {got}"
+            );
+        }
+    }
 }

@@ -9,6 +9,10 @@ use rand_core::SeedableRng;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args[1] == "acc" {
+        accuracy(&args[2], &args[3], args[4].parse().unwrap());
+        return;
+    }
     let (m, w) = load_model(&args[1], args.get(2).map(std::path::Path::new)).unwrap();
     let data = Mnist::load(Split::Test).unwrap();
     let classes: Vec<u8> = (0..m.classes() as u8).collect();
@@ -152,4 +156,18 @@ pub fn probe(net: &mut PlainDenoiser<f64>, data: &Mnist) {
             println!("t={t} real={real} x0hat mean {m:.3} clipped mean {clipped:.3}");
         }
     }
+}
+
+#[allow(dead_code)]
+pub fn accuracy(model: &str, weights: &str, n: usize) {
+    use cipherdm_models::commands::{Classifier, sample_plain};
+    let (m, w) = load_model(model, Some(std::path::Path::new(weights))).unwrap();
+    let labels: Vec<usize> = (0..n).map(|i| i % m.classes()).collect();
+    let x = sample_plain(&m, &w, Nonlinearity::Exact, &labels, 0.0, 50, 7).unwrap();
+    let mut c = Classifier::shipped().unwrap();
+    let classes: Vec<usize> = (0..m.classes()).collect();
+    let pred = c.predict_among(&x.cast(), classes.len()).unwrap();
+    let acc = pred.iter().zip(&labels).filter(|(a, b)| a == b).count() as f64 / n as f64;
+    println!("{weights}: accuracy {acc:.3} over {n}");
+    cipherdm_models::image::write_grid("/tmp/s/acc.png", &x, 10).unwrap();
 }
