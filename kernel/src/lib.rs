@@ -33,6 +33,7 @@ extern crate std;
 pub mod approx;
 pub mod cost;
 pub mod error;
+pub mod estimate;
 pub mod exec;
 pub mod fixed;
 pub mod nn;

@@ -160,7 +160,7 @@ pub fn reciprocal<R: Ring, T: Transport>(
 }
 
 /// `1/√x` for `x ∈ [2^lo, 2^hi)`; see the [module docs](self). Relative error about
-/// 1e-7 plus a few LSB of the result.
+/// 1e-6 plus a few LSB of the result.
 pub fn rsqrt<R: Ring, T: Transport>(
     p: &mut Party<T>,
     x: &ArithShare<R>,

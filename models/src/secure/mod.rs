@@ -8,6 +8,7 @@
 //! - [`session`]: owner, user and three servers in one process over the memory transport.
 
 pub mod backend;
+pub mod cost;
 pub mod sampler;
 pub mod session;
 pub mod share_file;

@@ -1,0 +1,73 @@
+//! The cost model of a secure forward: bytes and rounds per layer from the graph and the
+//! shapes alone (the kernel's [`estimate`](cipherdm_kernel::estimate) functions, one per
+//! protocol), no arithmetic and no messages. `bench/tests/cost_model.rs` checks it
+//! against the measured counters of both U-Nets, exactly.
+
+use cipherdm_kernel::approx::{Function, Profile};
+use cipherdm_kernel::estimate::{self, Estimate};
+
+use super::backend::op_name;
+use crate::error::ModelError;
+use crate::graph::{Activation, Graph, Op};
+
+/// One layer's estimate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerEstimate {
+    /// Layer name.
+    pub name: String,
+    /// Op kind (as in the executor's records).
+    pub op: &'static str,
+    /// Output shape, batch first.
+    pub shape: Vec<usize>,
+    /// Bytes over the three parties and rounds.
+    pub cost: Estimate,
+}
+
+/// Per-layer estimates of one secure forward of `graph` on a batch of `batch`, with
+/// `profile`'s approximations and `f` fraction bits. Inputs are free (the image and the
+/// time features are public, the label arrives already shared).
+pub fn forward(
+    graph: &Graph,
+    batch: usize,
+    profile: Profile,
+    f: u32,
+) -> Result<Vec<LayerEstimate>, ModelError> {
+    let shape_of = |i: usize| -> Vec<usize> {
+        let mut s = vec![batch];
+        s.extend_from_slice(&graph.nodes[i].shape);
+        s
+    };
+    let mut out = Vec::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let shape = shape_of(i);
+        let n: usize = shape.iter().product();
+        let cost = match &node.op {
+            Op::Input(_) => continue,
+            Op::Conv2d(_) | Op::Dense { .. } => estimate::linear_layer(n, f),
+            Op::GroupNorm { groups, .. } => {
+                let hw: usize = shape[2..].iter().product();
+                estimate::group_norm(batch, shape[1], hw, *groups, 1.0, f)
+            }
+            Op::Act(Activation::Silu) => estimate::approximate(n, profile, Function::Silu, f)?,
+            Op::Act(Activation::Gelu) => estimate::approximate(n, profile, Function::Gelu, f)?,
+            Op::Act(Activation::Relu) => estimate::relu(n),
+            Op::Scale(_) => estimate::public_scale(n, f),
+            Op::GlobalMeanPool => estimate::public_scale(n, f),
+            Op::Attention { heads } => {
+                let input = shape_of(node.inputs[0]);
+                let hw: usize = input[2..].iter().product();
+                estimate::attention(batch, input[1], hw, *heads, profile, f)?
+            }
+            Op::Add | Op::Concat | Op::Split { .. } | Op::Upsample2 | Op::Flatten => {
+                Estimate::default()
+            }
+        };
+        out.push(LayerEstimate {
+            name: node.name.clone(),
+            op: op_name(&node.op),
+            shape,
+            cost,
+        });
+    }
+    Ok(out)
+}
