@@ -330,19 +330,21 @@ pub fn linear_layer(outputs: usize, f: u32) -> Estimate {
     mul_fixed(outputs, f)
 }
 
-/// [`nn::attention`](crate::nn::attention) on `(nb, c, n)` with `heads` heads.
+/// [`nn::attention`](crate::nn::attention): `nq` query positions over `nk` key
+/// positions, `nb` items of `c` channels, `heads` heads.
 pub fn attention(
     nb: usize,
     c: usize,
-    n: usize,
+    nq: usize,
+    nk: usize,
     heads: usize,
     profile: Profile,
     f: u32,
 ) -> Result<Estimate, Error> {
-    Ok(trunc(nb * c * n, f)
-        + mul_fixed(nb * heads * n * n, f)
-        + softmax(nb * heads * n, n, profile, f)?
-        + mul_fixed(nb * c * n, f))
+    Ok(trunc(nb * c * nq, f)
+        + mul_fixed(nb * heads * nq * nk, f)
+        + softmax(nb * heads * nq, nk, profile, f)?
+        + mul_fixed(nb * c * nq, f))
 }
 
 /// [`nn::global_mean_pool`](crate::nn::global_mean_pool) and [`nn::scale`](crate::nn::scale)

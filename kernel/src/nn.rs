@@ -399,12 +399,14 @@ pub fn scale<R: Ring, T: Transport>(
     mul_public_scalar_fixed(p, x, c)
 }
 
-/// Dot-product attention over the `H·W` positions of secret `(q, k, v)`, each
-/// `(B, C, H, W)`, with `heads` heads of `d = C/heads` channels: `softmax(qᵀk/√d)` per
-/// head (with `profile`'s exp), applied to `v`. Output `(B, C, H, W)`.
+/// Dot-product attention of the `H·W` positions of a secret `q` `(B, C, H, W)` over the
+/// `H'·W'` positions of secret `k` and `v` (both `(B, C, H', W')`: `q`'s own map for
+/// self-attention, text tokens for cross-attention), with `heads` heads of `d = C/heads`
+/// channels: `softmax(qᵀk/√d)` per head (with `profile`'s exp), applied to `v`. Output
+/// `(B, C, H, W)`.
 ///
 /// Cost: the scaling of `q` (2 rounds, 17 B per element of `q`), the scores (3 rounds,
-/// 33 B per score), [`softmax`] on `B·heads·n` rows of `n = H·W`, the output product
+/// 33 B per score), [`softmax`] on `B·heads·n` rows of `n' = H'·W'`, the output product
 /// (3 rounds, 33 B per output element).
 pub fn attention<R: Ring, T: Transport>(
     p: &mut Party<T>,
@@ -415,53 +417,57 @@ pub fn attention<R: Ring, T: Transport>(
     profile: Profile,
 ) -> Result<ArithShare<R>, Error> {
     let (nb, c, h, w) = nchw(q)?;
-    if k.shape() != q.shape() || v.shape() != q.shape() {
-        return Err(Error::InvalidShape("attention: q, k, v differ in shape"));
+    let (kb, kc, kh, kw) = nchw(k)?;
+    if (kb, kc) != (nb, c) || v.shape() != k.shape() {
+        return Err(Error::InvalidShape(
+            "attention: k and v must share a shape with q's batch and channels",
+        ));
     }
     if heads == 0 || c % heads != 0 {
         return Err(Error::InvalidShape(
             "attention: heads must divide the channels",
         ));
     }
-    let (d, n) = (c / heads, h * w);
+    let (d, n, nk) = (c / heads, h * w, kh * kw);
     let f = p.fixed().frac_bits();
     let q = mul_public_scalar_fixed(p, q, 1.0 / public_sqrt(d as f64))?;
-    let head = |b: usize, hd: usize| (b * c + hd * d) * n..(b * c + (hd + 1) * d) * n;
-    // Scores: q_hᵀ (n × d) · k_h (d × n) for every item and head.
-    let mut z = alloc::vec![R::ZERO; nb * heads * n * n];
+    let qhead = |b: usize, hd: usize| (b * c + hd * d) * n..(b * c + (hd + 1) * d) * n;
+    let khead = |b: usize, hd: usize| (b * c + hd * d) * nk..(b * c + (hd + 1) * d) * nk;
+    // Scores: q_hᵀ (n × d) · k_h (d × n') for every item and head.
+    let mut z = alloc::vec![R::ZERO; nb * heads * n * nk];
     for b in 0..nb {
         for hd in 0..heads {
-            let r = head(b, hd);
-            let qt0 = transpose(&q.this()[r.clone()], d, n);
-            let qt1 = transpose(&q.next()[r.clone()], d, n);
-            let at = (b * heads + hd) * n * n;
+            let (rq, rk) = (qhead(b, hd), khead(b, hd));
+            let qt0 = transpose(&q.this()[rq.clone()], d, n);
+            let qt1 = transpose(&q.next()[rq], d, n);
+            let at = (b * heads + hd) * n * nk;
             local_gemm(
                 (&qt0, &qt1),
-                (&k.this()[r.clone()], &k.next()[r]),
+                (&k.this()[rk.clone()], &k.next()[rk]),
                 n,
                 d,
-                n,
-                &mut z[at..at + n * n],
+                nk,
+                &mut z[at..at + n * nk],
             );
         }
     }
-    let scores = additive_trunc(p, z, Shape::new(&[nb * heads * n, n])?, f)?;
+    let scores = additive_trunc(p, z, Shape::new(&[nb * heads * n, nk])?, f)?;
     let probs = softmax(p, &scores, profile)?;
-    // Output: v_h (d × n) · Pᵀ (n × n) = (P · v_hᵀ)ᵀ, channel-major like the input.
+    // Output: v_h (d × n') · Pᵀ (n' × n) = (P · v_hᵀ)ᵀ, channel-major like the input.
     let mut z = alloc::vec![R::ZERO; nb * c * n];
     for b in 0..nb {
         for hd in 0..heads {
-            let r = head(b, hd);
-            let at = (b * heads + hd) * n * n;
-            let pt0 = transpose(&probs.this()[at..at + n * n], n, n);
-            let pt1 = transpose(&probs.next()[at..at + n * n], n, n);
+            let (rq, rk) = (qhead(b, hd), khead(b, hd));
+            let at = (b * heads + hd) * n * nk;
+            let pt0 = transpose(&probs.this()[at..at + n * nk], n, nk);
+            let pt1 = transpose(&probs.next()[at..at + n * nk], n, nk);
             local_gemm(
-                (&v.this()[r.clone()], &v.next()[r.clone()]),
+                (&v.this()[rk.clone()], &v.next()[rk]),
                 (&pt0, &pt1),
                 d,
+                nk,
                 n,
-                n,
-                &mut z[r],
+                &mut z[rq],
             );
         }
     }

@@ -74,8 +74,20 @@ pub enum Op {
         /// Bias name, `(C)`.
         bias: String,
     },
+    /// LayerNorm over the channels at each position (a transformer's per-token
+    /// normalisation on an NCHW map whose positions are the tokens).
+    LayerNorm {
+        /// Added to the variance.
+        eps: f64,
+        /// Scale name, `(C)`.
+        scale: String,
+        /// Bias name, `(C)`.
+        bias: String,
+    },
     /// Elementwise nonlinearity.
     Act(Activation),
+    /// `a · b` elementwise (same shapes), e.g. the gate of GEGLU.
+    Mul,
     /// `a + b`; `b` may be `(B, C)` against an NCHW `a` (broadcast over H, W).
     Add,
     /// Multiplication by a public constant.
@@ -89,8 +101,10 @@ pub enum Op {
         /// Number of channels.
         len: usize,
     },
-    /// Dot-product attention over the `H·W` positions of `(q, k, v)`, all `(B, C, H, W)`,
-    /// with `heads` heads of `C/heads` channels and scores scaled by `(C/heads)^-1/2`.
+    /// Dot-product attention of the `H·W` positions of `q` `(B, C, H, W)` over the
+    /// positions of `k` and `v` (both `(B, C, H', W')`: the same map for self-attention,
+    /// e.g. text tokens for cross-attention), with `heads` heads of `C/heads` channels and
+    /// scores scaled by `(C/heads)^-1/2`. The output has `q`'s shape.
     Attention {
         /// Number of heads (divides C).
         heads: usize,
@@ -108,7 +122,7 @@ impl Op {
     pub fn accepts_inputs(&self, n: usize) -> bool {
         match self {
             Op::Input(_) => n == 0,
-            Op::Add => n == 2,
+            Op::Add | Op::Mul => n == 2,
             Op::Attention { .. } => n == 3,
             Op::Concat => n >= 1,
             _ => n == 1,
@@ -552,7 +566,8 @@ impl GraphBuilder {
         Ok(self.push(name, Op::Split { start, len }, vec![x], shape))
     }
 
-    /// Attention over positions of `q`, `k`, `v` (same NCHW shape).
+    /// Attention of the positions of `q` over those of `k` and `v` (`k` and `v` share one
+    /// NCHW shape with `q`'s channel count; self-attention passes one map for all three).
     pub fn attention(
         &mut self,
         name: &str,
@@ -562,10 +577,11 @@ impl GraphBuilder {
         heads: usize,
     ) -> Result<ValueId, ModelError> {
         let s = self.shape(q).to_vec();
-        if self.shape(k) != s.as_slice() || self.shape(v) != s.as_slice() || s.len() != 3 {
+        let sk = self.shape(k).to_vec();
+        if s.len() != 3 || sk.len() != 3 || sk[0] != s[0] || self.shape(v) != sk.as_slice() {
             return Err(shape_err(
                 name,
-                "q, k and v must share one NCHW shape".into(),
+                "q, k and v must be NCHW maps with one channel count, k and v of one shape".into(),
             ));
         }
         if heads == 0 || !s[0].is_multiple_of(heads) {
@@ -575,6 +591,30 @@ impl GraphBuilder {
             ));
         }
         Ok(self.push(name, Op::Attention { heads }, vec![q, k, v], s))
+    }
+
+    /// LayerNorm over the channels of each position, with affine weights
+    /// `{prefix}.weight` and `{prefix}.bias`.
+    pub fn layer_norm(
+        &mut self,
+        prefix: &str,
+        x: ValueId,
+        eps: f64,
+    ) -> Result<ValueId, ModelError> {
+        let [c, h, w] = self.nchw(prefix, x)?;
+        let scale = self.weight(&format!("{prefix}.weight"), vec![c], Stored::Canonical)?;
+        let bias = self.weight(&format!("{prefix}.bias"), vec![c], Stored::Canonical)?;
+        let op = Op::LayerNorm { eps, scale, bias };
+        Ok(self.push(prefix, op, vec![x], vec![c, h, w]))
+    }
+
+    /// Elementwise product of two values of one shape.
+    pub fn mul(&mut self, name: &str, a: ValueId, b: ValueId) -> Result<ValueId, ModelError> {
+        let (sa, sb) = (self.shape(a).to_vec(), self.shape(b).to_vec());
+        if sa != sb {
+            return Err(shape_err(name, format!("cannot multiply {sa:?} by {sb:?}")));
+        }
+        Ok(self.push(name, Op::Mul, vec![a, b], sa))
     }
 
     /// Nearest-neighbour upsampling by 2.

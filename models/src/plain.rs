@@ -261,6 +261,36 @@ impl<F: Float> PlainBackend<F> {
         Ok(out)
     }
 
+    fn layer_norm(
+        &self,
+        x: &Tensor<F>,
+        eps: f64,
+        scale: &str,
+        bias: &str,
+    ) -> Result<Tensor<F>, ModelError> {
+        let (b, c, h, w) = nchw(x)?;
+        let hw = h * w;
+        let (scale, bias) = (self.w(scale)?, self.w(bias)?);
+        let mut out = x.clone();
+        let data = out.data_mut();
+        for bi in 0..b {
+            for pos in 0..hw {
+                let at = |ch: usize| (bi * c + ch) * hw + pos;
+                let n = F::of(c as f64);
+                let mean = (0..c).map(|ch| data[at(ch)]).sum::<F>() / n;
+                let var = (0..c)
+                    .map(|ch| (data[at(ch)] - mean) * (data[at(ch)] - mean))
+                    .sum::<F>()
+                    / n;
+                let inv = F::one() / (var + F::of(eps)).sqrt();
+                for ch in 0..c {
+                    data[at(ch)] = (data[at(ch)] - mean) * inv * scale[ch] + bias[ch];
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn activation(&self, x: &Tensor<F>, a: Activation) -> Result<Tensor<F>, ModelError> {
         let f: Box<dyn Fn(f64) -> f64> = match a {
             Activation::Relu => Box::new(|v: f64| v.max(0.0)),
@@ -284,30 +314,28 @@ impl<F: Float> PlainBackend<F> {
         heads: usize,
     ) -> Result<Tensor<F>, ModelError> {
         let (b, c, h, w) = nchw(q)?;
-        let n = h * w;
+        let (_, _, hk, wk) = nchw(k)?;
+        let (n, nk) = (h * w, hk * wk);
         let d = c / heads;
         let scale = F::of(1.0 / (d as f64).sqrt());
         let exp = self.nonlinearity.table(Function::Exp)?;
         let data = self.per_item(b, c * n, |bi| {
-            let range = bi * c * n..(bi + 1) * c * n;
-            let (qs, ks, vs) = (
-                &q.data()[range.clone()],
-                &k.data()[range.clone()],
-                &v.data()[range],
-            );
+            let qs = &q.data()[bi * c * n..(bi + 1) * c * n];
+            let ks = &k.data()[bi * c * nk..(bi + 1) * c * nk];
+            let vs = &v.data()[bi * c * nk..(bi + 1) * c * nk];
             let mut out = vec![F::zero(); c * n];
             for hd in 0..heads {
                 let ch = hd * d..(hd + 1) * d;
-                // qᵀ: (n, d); k_h: (d, n); scores (n, n).
+                // qᵀ: (n, d); k_h: (d, nk); scores (n, nk).
                 let qt = transpose(&qs[ch.start * n..ch.end * n], d, n);
-                let mut s = vec![F::zero(); n * n];
-                matmul_acc(&qt, &ks[ch.start * n..ch.end * n], &mut s, n, d, n);
-                for row in s.chunks_mut(n) {
+                let mut s = vec![F::zero(); n * nk];
+                matmul_acc(&qt, &ks[ch.start * nk..ch.end * nk], &mut s, n, d, nk);
+                for row in s.chunks_mut(nk) {
                     softmax_row(row, scale, exp);
                 }
-                let vt = transpose(&vs[ch.start * n..ch.end * n], d, n);
+                let vt = transpose(&vs[ch.start * nk..ch.end * nk], d, nk);
                 let mut ot = vec![F::zero(); n * d];
-                matmul_acc(&s, &vt, &mut ot, n, n, d);
+                matmul_acc(&s, &vt, &mut ot, n, nk, d);
                 out[ch.start * n..ch.end * n].copy_from_slice(&transpose(&ot, n, d));
             }
             Ok(out)
@@ -460,6 +488,25 @@ impl<F: Float> Backend for PlainBackend<F> {
                 bias,
             } => self.group_norm(x, *groups, *eps, scale, bias),
             Op::Act(a) => self.activation(x, *a),
+            Op::LayerNorm { eps, scale, bias } => self.layer_norm(x, *eps, scale, bias),
+            Op::Mul => {
+                let y = inputs[1];
+                if y.shape() != x.shape() {
+                    return Err(ModelError::Shape(format!(
+                        "{}: {:?} times {:?}",
+                        node.name,
+                        x.shape(),
+                        y.shape()
+                    )));
+                }
+                let data = x
+                    .data()
+                    .iter()
+                    .zip(y.data())
+                    .map(|(&a, &b)| a * b)
+                    .collect();
+                Tensor::new(x.shape().to_vec(), data)
+            }
             Op::Scale(c) => Ok(x.map(|v| v * F::of(*c))),
             Op::Add => {
                 let y = inputs[1];

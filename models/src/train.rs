@@ -247,6 +247,23 @@ impl Backend for CandleBackend {
                     .broadcast_mul(&s.reshape(shape.as_slice())?)?
                     .broadcast_add(&bb.reshape(shape.as_slice())?)
             }
+            Op::LayerNorm { eps, scale, bias } => {
+                let c = x.dim(1)?;
+                let mean = x.mean_keepdim(1)?;
+                let centred = x.broadcast_sub(&mean)?;
+                let var = centred.sqr()?.mean_keepdim(1)?;
+                let normed = centred.broadcast_div(&(var + *eps)?.sqrt()?)?;
+                let s = self
+                    .var(scale)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                let bb = self
+                    .var(bias)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                normed
+                    .broadcast_mul(&s.reshape((1, c, 1, 1))?)?
+                    .broadcast_add(&bb.reshape((1, c, 1, 1))?)
+            }
+            Op::Mul => x * inputs[1],
             Op::Act(Activation::Silu) => x.silu(),
             Op::Act(Activation::Gelu) => x.gelu_erf(),
             Op::Act(Activation::Relu) => x.relu(),
@@ -266,11 +283,11 @@ impl Backend for CandleBackend {
             Op::Split { start, len } => x.narrow(1, *start, *len)?.contiguous(),
             Op::Attention { heads } => {
                 let (b, c, h, w) = x.dims4()?;
+                let (_, _, hk, wk) = inputs[1].dims4()?;
                 let d = c / heads;
-                let shape = (b, *heads, d, h * w);
-                let q = x.reshape(shape)?;
-                let k = inputs[1].reshape(shape)?;
-                let v = inputs[2].reshape(shape)?;
+                let q = x.reshape((b, *heads, d, h * w))?;
+                let k = inputs[1].reshape((b, *heads, d, hk * wk))?;
+                let v = inputs[2].reshape((b, *heads, d, hk * wk))?;
                 let s = (q.transpose(2, 3)?.contiguous()?.matmul(&k)? * (1.0 / (d as f64).sqrt()))?;
                 let m = s.max_keepdim(3)?.detach();
                 let e = s.broadcast_sub(&m)?.exp()?;

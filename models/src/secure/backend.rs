@@ -138,6 +138,11 @@ where
                 let (g, bb) = (self.weight(scale)?, self.weight(bias)?);
                 pr::group_norm(self.party, x, *groups, &g, &bb, *eps, 1.0)?
             }
+            Op::LayerNorm { eps, scale, bias } => {
+                let (g, bb) = (self.weight(scale)?, self.weight(bias)?);
+                layer_norm_channels(self.party, x, &g, &bb, *eps)?
+            }
+            Op::Mul => pr::mul_fixed(self.party, x, inputs[1])?,
             Op::Act(Activation::Silu) => pr::silu(self.party, x, profile)?,
             Op::Act(Activation::Gelu) => pr::gelu(self.party, x, profile)?,
             Op::Act(Activation::Relu) => pr::relu(self.party, x)?,
@@ -212,6 +217,8 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Conv2d(_) => "conv2d",
         Op::Dense { .. } => "dense",
         Op::GroupNorm { .. } => "group_norm",
+        Op::LayerNorm { .. } => "layer_norm",
+        Op::Mul => "mul",
         Op::Act(Activation::Silu) => "silu",
         Op::Act(Activation::Gelu) => "gelu",
         Op::Act(Activation::Relu) => "relu",
@@ -224,6 +231,52 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::GlobalMeanPool => "global_mean_pool",
         Op::Flatten => "flatten",
     }
+}
+
+/// LayerNorm over the channels of every position of an NCHW share: a local transpose to
+/// `(B·H·W, C)` rows, the kernel's row LayerNorm with the affine weights, and back.
+fn layer_norm_channels<T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<u64>,
+    gamma: &ArithShare<u64>,
+    beta: &ArithShare<u64>,
+    eps: f64,
+) -> Result<ArithShare<u64>, ModelError> {
+    let (b, c, h, w) = nn::nchw(x)?;
+    let hw = h * w;
+    let to_rows = |s: &[u64]| -> Vec<u64> {
+        let mut t = vec![0; s.len()];
+        for bi in 0..b {
+            for ch in 0..c {
+                for pos in 0..hw {
+                    t[(bi * hw + pos) * c + ch] = s[(bi * c + ch) * hw + pos];
+                }
+            }
+        }
+        t
+    };
+    let from_rows = |t: &[u64]| -> Vec<u64> {
+        let mut s = vec![0; t.len()];
+        for bi in 0..b {
+            for ch in 0..c {
+                for pos in 0..hw {
+                    s[(bi * c + ch) * hw + pos] = t[(bi * hw + pos) * c + ch];
+                }
+            }
+        }
+        s
+    };
+    let rows = ArithShare::from_components(
+        to_rows(x.this()),
+        to_rows(x.next()),
+        Shape::new(&[b * hw, c])?,
+    )?;
+    let y = pr::layer_norm(p, &rows, Some((gamma, beta)), eps, 1.0)?;
+    Ok(ArithShare::from_components(
+        from_rows(y.this()),
+        from_rows(y.next()),
+        x.shape().clone(),
+    )?)
 }
 
 fn repeat_rows(row: &[f64], n: usize) -> Vec<f64> {

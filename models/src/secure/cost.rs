@@ -48,15 +48,21 @@ pub fn forward(
                 let hw: usize = shape[2..].iter().product();
                 estimate::group_norm(batch, shape[1], hw, *groups, 1.0, f)
             }
+            Op::LayerNorm { .. } => {
+                let hw: usize = shape[2..].iter().product();
+                estimate::layer_norm(batch * hw, shape[1], true, 1.0, f)
+            }
+            Op::Mul => estimate::mul_fixed(n, f),
             Op::Act(Activation::Silu) => estimate::approximate(n, profile, Function::Silu, f)?,
             Op::Act(Activation::Gelu) => estimate::approximate(n, profile, Function::Gelu, f)?,
             Op::Act(Activation::Relu) => estimate::relu(n),
             Op::Scale(_) => estimate::public_scale(n, f),
             Op::GlobalMeanPool => estimate::public_scale(n, f),
             Op::Attention { heads } => {
-                let input = shape_of(node.inputs[0]);
-                let hw: usize = input[2..].iter().product();
-                estimate::attention(batch, input[1], hw, *heads, profile, f)?
+                let (q, k) = (shape_of(node.inputs[0]), shape_of(node.inputs[1]));
+                let nq: usize = q[2..].iter().product();
+                let nk: usize = k[2..].iter().product();
+                estimate::attention(batch, q[1], nq, nk, *heads, profile, f)?
             }
             Op::Add | Op::Concat | Op::Split { .. } | Op::Upsample2 | Op::Flatten => {
                 Estimate::default()
