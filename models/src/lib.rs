@@ -24,6 +24,7 @@ pub mod model;
 pub mod plain;
 pub mod results;
 pub mod schedule;
+pub mod sd15;
 pub mod secure;
 pub mod tensor;
 pub mod tiny;

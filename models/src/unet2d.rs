@@ -221,12 +221,34 @@ fn resnet(
     cout: usize,
     ctx: &Ctx,
 ) -> Result<ValueId, ModelError> {
-    let (groups, eps) = (ctx.cfg.norm_num_groups, ctx.cfg.norm_eps);
+    resnet_block(
+        g,
+        p,
+        x,
+        cout,
+        ctx.temb,
+        ctx.cfg.norm_num_groups,
+        ctx.cfg.norm_eps,
+    )
+}
+
+/// diffusers' `ResnetBlock2D`: GroupNorm, SiLU, 3×3 conv, plus the projected (already
+/// SiLU'd) time embedding `temb`, GroupNorm, SiLU, 3×3 conv, and a 1×1 shortcut when the
+/// channels change.
+pub(crate) fn resnet_block(
+    g: &mut GraphBuilder,
+    p: &str,
+    x: ValueId,
+    cout: usize,
+    temb: ValueId,
+    groups: usize,
+    eps: f64,
+) -> Result<ValueId, ModelError> {
     let cin = g.shape(x)[0];
     let h = g.group_norm(&format!("{p}.norm1"), x, groups, eps)?;
     let h = g.act(&format!("{p}.silu1"), h, Activation::Silu);
     let h = g.conv(&format!("{p}.conv1"), h, cout, 3)?;
-    let t = g.dense(&format!("{p}.time_emb_proj"), ctx.temb, cout)?;
+    let t = g.dense(&format!("{p}.time_emb_proj"), temb, cout)?;
     let h = g.add(&format!("{p}.add_time"), h, t)?;
     let h = g.group_norm(&format!("{p}.norm2"), h, groups, eps)?;
     let h = g.act(&format!("{p}.silu2"), h, Activation::Silu);

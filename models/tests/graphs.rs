@@ -236,3 +236,12 @@ fn batch_items_are_independent() {
         assert!(one.max_abs_diff(&all.batch_slice(i, 1).unwrap()).unwrap() < 1e-12);
     }
 }
+
+#[test]
+fn sd15_sized_graph_has_sd15_parameter_count_and_shapes() {
+    let g = cipherdm_models::sd15::graph().unwrap();
+    // diffusers' SD 1.5 UNet has exactly 859,520,964 parameters.
+    assert_eq!(g.parameter_count(), 859_520_964);
+    let out = &g.nodes[g.output].shape;
+    assert_eq!(out, &vec![4, 64, 64]);
+}

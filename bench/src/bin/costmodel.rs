@@ -1,0 +1,119 @@
+//! `costmodel`: bytes and rounds of one secure U-Net forward from the graph alone (no
+//! arithmetic, no messages), per op kind and profile, and the communication time those
+//! imply on seed 2's LAN and WAN. `--model sd15` is a Stable-Diffusion-1.5-sized U-Net
+//! (an estimate: that model is never run here).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cipherdm_kernel::FixedPoint;
+use cipherdm_kernel::approx::Profile;
+use cipherdm_kernel::estimate::Estimate;
+use cipherdm_models::ModelError;
+use cipherdm_models::model::Model;
+use cipherdm_models::secure::cost;
+use cipherdm_models::unet2d::Config;
+use cipherdm_transport_mem::Network;
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "Cost model of a secure U-Net forward: bytes and rounds from the graph")]
+struct Args {
+    /// `tiny`, `mnist` or `sd15`.
+    #[arg(long, default_value = "sd15")]
+    model: String,
+    /// Batch size.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn gb(b: u64) -> f64 {
+    b as f64 / 1e9
+}
+
+fn comm_time(net: &Network, e: &Estimate) -> Duration {
+    // Traffic is balanced over the three parties and their two links each.
+    net.predict(Duration::ZERO, e.rounds, e.bytes / 6)
+}
+
+fn run(a: Args) -> Result<(), ModelError> {
+    let graph = match a.model.as_str() {
+        "tiny" => Model::tiny()?.graph,
+        "mnist" => Model::unet2d(Config::mnist())?.graph,
+        "sd15" => cipherdm_models::sd15::graph()?,
+        other => {
+            return Err(ModelError::Config(format!(
+                "unknown model `{other}` (tiny, mnist, sd15)"
+            )));
+        }
+    };
+    let f = FixedPoint::default().frac_bits();
+    println!(
+        "{} ({} parameters), batch {}: ESTIMATE from the cost model, one forward",
+        a.model,
+        graph.parameter_count(),
+        a.batch
+    );
+    println!(
+        "{:<10} {:>12} {:>9} {:>14} {:>14}",
+        "profile", "GB (3 parties)", "rounds", "LAN comm s", "WAN comm s"
+    );
+    let mut by_op: Vec<(&'static str, Estimate)> = Vec::new();
+    for profile in [
+        Profile::CipherDm,
+        Profile::Precise,
+        Profile::Loose,
+        Profile::Accurate,
+    ] {
+        let layers = match cost::forward(&graph, a.batch, profile, f) {
+            Ok(l) => l,
+            Err(e) => {
+                println!(
+                    "{:<10} n/a ({e}: the model needs GeLU)",
+                    format!("{profile:?}")
+                );
+                continue;
+            }
+        };
+        let total: Estimate = layers.iter().map(|l| l.cost).sum();
+        println!(
+            "{:<10} {:>12.1} {:>9} {:>14.1} {:>14.1}",
+            format!("{profile:?}"),
+            gb(total.bytes),
+            total.rounds,
+            comm_time(&Network::lan(), &total).as_secs_f64(),
+            comm_time(&Network::wan(), &total).as_secs_f64()
+        );
+        if profile == Profile::Accurate {
+            for l in &layers {
+                match by_op.iter_mut().find(|o| o.0 == l.op) {
+                    Some(o) => o.1 += l.cost,
+                    None => by_op.push((l.op, l.cost)),
+                }
+            }
+        }
+    }
+    println!("\nby op kind (Accurate):");
+    for (op, e) in &by_op {
+        println!("{op:<16} {:>12.2} GB {:>8} rounds", gb(e.bytes), e.rounds);
+    }
+    if a.model == "sd15" {
+        println!(
+            "\nreference (seed 2, measured): CrypTen, 2 parties, one SD step: 3,696 s and 1,122 GB"
+        );
+    }
+    println!(
+        "communication time = rounds × one-way latency + bytes per link / bandwidth; compute is not included"
+    );
+    Ok(())
+}
