@@ -31,6 +31,37 @@ fn candle_and_plain_backends_agree_on_every_architecture() {
 }
 
 #[test]
+fn candle_and_plain_agree_on_the_transformer_ops() {
+    use cipherdm_models::Tensor;
+    use cipherdm_models::graph::{Activation, GraphBuilder};
+    // LayerNorm over channels, cross-attention to a map of another length, GEGLU.
+    let mut g = GraphBuilder::new();
+    let x = g.input("x", vec![8, 3, 3]);
+    let ctx = g.input("context", vec![5, 4, 1]);
+    let h = g.layer_norm("norm", x, 1e-5).unwrap();
+    let q = g.linear_1x1("to_q", h, 8, false).unwrap();
+    let k = g.linear_1x1("to_k", ctx, 8, false).unwrap();
+    let v = g.linear_1x1("to_v", ctx, 8, false).unwrap();
+    let a = g.attention("attn", q, k, v, 2).unwrap();
+    let p = g.linear_1x1("proj", a, 16, true).unwrap();
+    let val = g.split("value", p, 0, 8).unwrap();
+    let gate = g.split("gate", p, 8, 8).unwrap();
+    let gate = g.act("gelu", gate, Activation::Gelu);
+    let y = g.mul("geglu", val, gate).unwrap();
+    let graph = g.finish(y);
+    let mut cb = CandleBackend::init(&graph, 3).unwrap();
+    let w = cb.weights().unwrap();
+    let x = initial_noise(1, vec![2, 8, 3, 3]).cast::<f32>();
+    let c = initial_noise(2, vec![2, 5, 4, 1]).cast::<f32>();
+    let inputs: Vec<(&str, Tensor<f32>)> = vec![("x", x), ("context", c)];
+    let got = cb.forward(&graph, inputs.clone()).unwrap();
+    let mut pb = PlainBackend::new(w, Nonlinearity::Exact);
+    let want = run(&graph, &mut pb, inputs).unwrap();
+    let d = got.max_abs_diff(&want).unwrap();
+    assert!(d < 1e-4, "candle vs plain {d}");
+}
+
+#[test]
 fn a_few_steps_learn() {
     let data = Mnist::load(Split::Train).unwrap();
     let small = Mnist {
