@@ -3,13 +3,14 @@
 //! The image, the label and every noise prediction are secret. The schedule, the
 //! timesteps, the time features and the initial noise (from the public seed) are
 //! public, so each scheduler update is a public linear combination of secret tensors:
-//! one truncation per combination ([`linear_combination_fixed`]). The DDIM `x̂0` clip is
+//! one truncation per combination ([`linear_combination_fixed`]), with the guidance
+//! weights folded into the same combinations (a guided step costs no extra truncation). The DDIM `x̂0` clip is
 //! an exact secure [`clamp`]. Guidance:
 //! - classifier-free: the conditional and the mean-embedding ("unconditional") halves run
 //!   as one forward over a doubled batch, combined as `(1+w)·ε_c − w·ε_u`;
 //! - seed 2's score guidance: the model owner's exact unconditional scores enter as
-//!   secret-shared inputs, `ε ← ε + γ_t (ε_unc − ε)` with `γ_t = η·σ_t/α_t` — one
-//!   linear combination per step.
+//!   secret-shared inputs, `ε ← ε + γ_t (ε_unc − ε)` with `γ_t = η·σ_t/α_t`, folded into
+//!   the update's linear combinations.
 
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,10 @@ pub struct StepReport {
 /// Per-step callback.
 pub type OnStep<'a> = &'a mut dyn FnMut(&StepReport);
 
+/// The guided noise prediction as public-weighted secret terms `ε' = Σ c_i·ε_i`, kept
+/// unevaluated so that each scheduler update folds it into its own single truncation.
+type EpsTerms = Vec<(f64, ArithShare<u64>)>;
+
 #[allow(clippy::too_many_arguments)]
 fn eps_for_step<T: Transport, W>(
     backend: &mut SecureBackend<'_, T, W>,
@@ -73,7 +78,7 @@ fn eps_for_step<T: Transport, W>(
     guidance: &SecureGuidance,
     step: usize,
     schedule: &Schedule,
-) -> Result<ArithShare<u64>, ModelError>
+) -> Result<EpsTerms, ModelError>
 where
     W: WeightSource<u64>,
     ModelError: From<W::Error>,
@@ -81,7 +86,10 @@ where
     let dims = x.shape().dims().to_vec();
     let b = dims[0];
     match guidance {
-        SecureGuidance::None => backend.forward(model, x.clone(), t, labels.clone()),
+        SecureGuidance::None => Ok(vec![(
+            1.0,
+            backend.forward(model, x.clone(), t, labels.clone())?,
+        )]),
         SecureGuidance::ClassifierFree { w } => {
             let mean = public_label_rows(model, &vec![Condition::Mean; b])?;
             let mean = public(backend.party(), &mean, labels.shape().dims())?;
@@ -94,10 +102,7 @@ where
             let shape = Shape::new(&dims)?;
             let cond = e.slice(0, x.len())?.reshape(shape.clone())?;
             let unc = e.slice(x.len(), x.len())?.reshape(shape)?;
-            Ok(linear_combination_fixed(
-                backend.party(),
-                &[(1.0 + w, &cond), (-w, &unc)],
-            )?)
+            Ok(vec![(1.0 + w, cond), (-w, unc)])
         }
         SecureGuidance::Score { eta, unconditional } => {
             let u = unconditional.get(step).ok_or_else(|| {
@@ -115,10 +120,7 @@ where
             }
             let e = backend.forward(model, x.clone(), t, labels.clone())?;
             let gamma = eta * schedule.snr_weight(t);
-            Ok(linear_combination_fixed(
-                backend.party(),
-                &[(1.0 - gamma, &e), (gamma, u)],
-            )?)
+            Ok(vec![(1.0 - gamma, e), (gamma, u.clone())])
         }
     }
 }
@@ -155,17 +157,16 @@ where
         let noise = (sigma > 0.0).then(|| normal(&mut rng, x.len()));
         let e = eps_for_step(backend, model, &x, t, labels, guidance, i, schedule)?;
         let p = backend.party();
-        let mut pred_x0 = linear_combination_fixed(
+        let mut pred_x0 = combine(
             p,
-            &[
-                (1.0 / a_t.sqrt(), &x),
-                (-(1.0 - a_t).sqrt() / a_t.sqrt(), &e),
-            ],
+            (1.0 / a_t.sqrt(), &x),
+            -(1.0 - a_t).sqrt() / a_t.sqrt(),
+            &e,
         )?;
         if config.clip_x0 {
             pred_x0 = clamp(p, &pred_x0, -1.0, 1.0)?;
         }
-        x = linear_combination_fixed(p, &[(a_prev.sqrt(), &pred_x0), (dir, &e)])?;
+        x = combine(p, (a_prev.sqrt(), &pred_x0), dir, &e)?;
         if let Some(n) = noise {
             let scaled: Vec<f64> = n.iter().map(|v| sigma * v).collect();
             let add = public(p, &scaled, x.shape().dims())?;
@@ -209,7 +210,7 @@ where
         let e = eps_for_step(backend, model, &x, t, labels, guidance, i, schedule)?;
         let p = backend.party();
         let k = 1.0 / (1.0 - beta).sqrt();
-        x = linear_combination_fixed(p, &[(k, &x), (-k * coeff, &e)])?;
+        x = combine(p, (k, &x), -k * coeff, &e)?;
         if let Some(n) = noise {
             let scaled: Vec<f64> = n.iter().map(|v| beta.sqrt() * v).collect();
             let add = public(p, &scaled, x.shape().dims())?;
@@ -224,6 +225,18 @@ where
         });
     }
     Ok(x)
+}
+
+/// `a·x + c·ε'` with the guided `ε'` given as terms: one truncation for the whole sum.
+fn combine<T: Transport>(
+    p: &mut cipherdm_kernel::Party<T>,
+    (a, x): (f64, &ArithShare<u64>),
+    c: f64,
+    eps: &EpsTerms,
+) -> Result<ArithShare<u64>, ModelError> {
+    let mut terms: Vec<(f64, &ArithShare<u64>)> = vec![(a, x)];
+    terms.extend(eps.iter().map(|(ci, e)| (c * ci, e)));
+    Ok(linear_combination_fixed(p, &terms)?)
 }
 
 /// The public initial noise of `seed` as a trivial sharing, and the sampler's noise
