@@ -106,7 +106,7 @@ impl Denoiser for PrecomputedScores {
 }
 
 /// One row of the table.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// Profile name (`exact` or a profile).
     pub profile: String,
@@ -175,10 +175,25 @@ pub fn study(
         t0.elapsed().as_secs_f64()
     );
 
+    // Finished rows are kept on disk (keyed by the weights and the sample count), so an
+    // interrupted run resumes where it stopped.
+    let cache = out.join(format!("{tag}-rows.json"));
+    let key = row_cache_key(weights, samples);
+    let mut done: Vec<Row> = std::fs::read(&cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<(String, Vec<Row>)>(&b).ok())
+        .filter(|(k, _)| *k == key)
+        .map(|(_, r)| r)
+        .unwrap_or_default();
     let mut rows = Vec::new();
     for (name, nl) in nonlinearities() {
         let mut net = PlainDenoiser::new(model.clone(), w32.clone(), nl)?;
         for eta in ETAS {
+            if let Some(at) = done.iter().position(|r| r.profile == name && r.eta == eta) {
+                eprintln!("[{tag}] {name:<8} η={eta:<4} (kept from an earlier run)");
+                rows.push(done.remove(at));
+                continue;
+            }
             let t0 = Instant::now();
             let guidance = if eta > 0.0 {
                 Guidance::Score {
@@ -214,9 +229,27 @@ pub fn study(
                 row.profile, row.eta, row.accuracy, row.f1, row.frechet, row.seconds
             );
             rows.push(row);
+            let bytes = serde_json::to_vec(&(&key, &rows))
+                .map_err(|e| ModelError::format("results cache", e.to_string()))?;
+            std::fs::write(&cache, bytes).map_err(|e| ModelError::io(&cache, e))?;
         }
     }
     Ok(rows)
+}
+
+/// SHA-256 of the weights' values and the sample count: rows cached under another key
+/// are recomputed.
+fn row_cache_key(weights: &Weights<f64>, samples: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, t) in weights.iter() {
+        h.update(name.as_bytes());
+        for v in t.data() {
+            h.update(v.to_le_bytes());
+        }
+    }
+    h.update(samples.to_le_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Runs the study for `models` (`tiny`, `mnist` or `both`) and writes `out/RESULTS.md`.
