@@ -259,10 +259,10 @@ fn normalise(n: usize, lo: i32, hi: i32, f: u32) -> Estimate {
     cmp + mul_fixed(n, f)
 }
 
-/// The quintic first guess of `reciprocal` / `rsqrt` on `[1, 4)`.
+/// The quintic first guess of `reciprocal` / `rsqrt` on `[1, 4)`: powers 2..5, one
+/// truncation.
 fn first_guess(n: usize, f: u32) -> Estimate {
-    // Evaluated on x/2 (one truncation by 1 bit), powers 2..5, one truncation.
-    trunc(n, 1) + powers(n, &[true; 6], f) + additive_trunc(n, coefficient_bits(f))
+    powers(n, &[true; 6], f) + additive_trunc(n, coefficient_bits(f))
 }
 
 /// [`reciprocal`](crate::protocols::reciprocal) on `[2^lo, 2^hi)`.

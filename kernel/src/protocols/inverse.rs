@@ -19,8 +19,8 @@
 //! Cost (`Z_{2^64}`, f = 18): `K = ` number of powers of four strictly inside the range
 //! comparisons of width `f + hi + 1` and `K` bit injections, then the normalising
 //! product, the quintic's powers and truncation, the Newton step (2 or 3 products) and
-//! the denormalising product. Measured (`opbench`): `1/x` on `[2^-4, 2^7)` (K = 5) 584
-//! bytes per element and 35 rounds; `1/√x` on `[2^-7, 2^7)` (K = 7) 726 bytes, 38 rounds.
+//! the denormalising product. Measured (`opbench`): `1/x` on `[2^-4, 2^7)` (K = 5) 573
+//! bytes per element and 33 rounds; `1/√x` on `[2^-7, 2^7)` (K = 7) 715 bytes, 36 rounds.
 //!
 //! Range: `-f ≤ lo < hi ≤ 13` so that every factor is an exact fixed-point power of two.
 //! Inputs outside the range give wrong results (not errors): the protocol cannot see them.
@@ -60,14 +60,15 @@ static RECIP_PIECES: [&[f64]; 1] = [RECIP_QUINTIC];
 static RSQRT_PIECES: [&[f64]; 1] = [RSQRT_QUINTIC];
 
 /// A single piece (no break): a plain polynomial with one truncation, evaluated on
-/// `x_n / 2` to keep the powers small.
+/// `x_n ∈ [1, 4)` itself (powers up to `4^5`, far inside the fixed-point range), so no
+/// change of variable costs a truncation.
 fn polynomial(pieces: &'static [&'static [f64]]) -> Piecewise {
     Piecewise {
         breaks: &[],
         pieces,
         scale: 1.0,
         shift: 0.0,
-        eval_shift: 1,
+        eval_shift: 0,
     }
 }
 
