@@ -151,33 +151,11 @@ pub fn approx_compare_bits(f: u32) -> u32 {
 
 /// `powers`: the levels of products that compute `v^i` for every needed `i`.
 pub fn powers(n: usize, needed: &[bool], f: u32) -> Estimate {
-    let d = needed.len().saturating_sub(1).max(1);
-    let mut want = alloc::vec![false; d + 1];
-    want[1] = true;
-    for (i, &w) in needed.iter().enumerate().skip(2) {
-        want[i] = w;
-    }
-    let split = |i: usize| {
-        let a = 1usize << (usize::BITS - 1 - (i - 1).leading_zeros());
-        (a, i - a)
-    };
-    for i in (2..=d).rev() {
-        if want[i] {
-            let (a, b) = split(i);
-            want[a] = true;
-            want[b] = true;
-        }
-    }
-    let mut total = FREE;
-    let mut top = 1;
-    while top < d {
-        let count = (top + 1..=(2 * top).min(d)).filter(|&i| want[i]).count();
-        if count > 0 {
-            total += mul_fixed(count * n, f);
-        }
-        top *= 2;
-    }
-    total
+    crate::protocols::poly::power_levels(needed)
+        .iter()
+        .filter(|level| !level.is_empty())
+        .map(|level| mul_fixed(level.len() * n, f))
+        .sum()
 }
 
 /// `piecewise` on `n` elements.

@@ -1,13 +1,13 @@
 //! The secure backend and samplers against `plain-approx`, privacy guards and share-file
 //! errors.
 
+mod common;
+
 use cipherdm_kernel::approx::Profile;
-use cipherdm_kernel::exec::MemoryWeights;
 use cipherdm_kernel::protocols as pr;
-use cipherdm_kernel::{ArithShare, FixedPoint, PartyId};
-use cipherdm_models::backend::{Backend, run};
+use cipherdm_kernel::{FixedPoint, PartyId};
+use cipherdm_models::backend::run;
 use cipherdm_models::commands::shipped_model;
-use cipherdm_models::graph::Node;
 use cipherdm_models::model::{Model, PlainDenoiser};
 use cipherdm_models::plain::{Nonlinearity, PlainBackend};
 use cipherdm_models::schedule::{Condition, DdimConfig, initial_noise};
@@ -17,8 +17,9 @@ use cipherdm_models::secure::{
     GuidanceRequest, PartyWeights, SampleRequest, Sampler, SecureBackend, ShareFileError,
     ShareFileSource, sample_in_process, write_share_files,
 };
-use cipherdm_models::{ModelError, Tensor, Weights};
+use cipherdm_models::{Tensor, Weights};
 use cipherdm_transport_mem::{MemConfig, run3_with};
+use common::{PlainRecorder, SecureRecorder};
 use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
 
@@ -27,45 +28,6 @@ fn mem() -> MemConfig {
         seed: Some(3),
         timeout: std::time::Duration::from_secs(120),
         ..MemConfig::default()
-    }
-}
-
-/// Records every layer's value of the plaintext backend.
-struct PlainRecorder<'a> {
-    inner: &'a mut PlainBackend<f64>,
-    values: Vec<(String, Vec<f64>)>,
-}
-
-impl Backend for PlainRecorder<'_> {
-    type Value = Tensor<f64>;
-    type Error = ModelError;
-    fn eval(&mut self, node: &Node, inputs: &[&Tensor<f64>]) -> Result<Tensor<f64>, ModelError> {
-        let y = self.inner.eval(node, inputs)?;
-        self.values.push((node.name.clone(), y.data().to_vec()));
-        Ok(y)
-    }
-}
-
-/// Opens every layer of the secure backend (tests only: a deployment opens nothing).
-struct SecureRecorder<'a, 'p> {
-    inner: SecureBackend<'p, cipherdm_transport_mem::MemTransport, MemoryWeights<u64>>,
-    values: &'a mut Vec<Vec<f64>>,
-}
-
-impl Backend for SecureRecorder<'_, '_> {
-    type Value = ArithShare<u64>;
-    type Error = ModelError;
-    fn eval(
-        &mut self,
-        node: &Node,
-        inputs: &[&ArithShare<u64>],
-    ) -> Result<ArithShare<u64>, ModelError> {
-        let y = self.inner.eval(node, inputs)?;
-        let fx = self.inner.party().fixed();
-        let opened = pr::open(self.inner.party(), &y)?;
-        self.values
-            .push(opened.iter().map(|&v| fx.decode(v)).collect());
-        Ok(y)
     }
 }
 
@@ -117,13 +79,7 @@ fn compare_forward(model: &Model, weights: &Weights<f64>, profile: Profile, tol:
     assert_eq!(got.len(), want.len());
     let mut worst: f64 = 0.0;
     for ((name, w), g) in want.iter().zip(&got) {
-        let scale = w.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-        let err = w
-            .iter()
-            .zip(g)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max)
-            / scale;
+        let (err, scale) = common::relative_error(w, g);
         assert!(
             err <= tol,
             "first divergent layer `{name}`: max error {err:.2e} of scale {scale:.2}"

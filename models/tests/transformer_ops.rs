@@ -3,18 +3,20 @@
 //! GeLU, elementwise product) — on small shapes: secure equals `plain-approx` layer by
 //! layer, and the cost model equals the measured counters.
 
+mod common;
+
 use cipherdm_kernel::approx::Profile;
 use cipherdm_kernel::exec::MemoryWeights;
-use cipherdm_kernel::protocols as pr;
 use cipherdm_kernel::share::share_locally;
-use cipherdm_kernel::{ArithShare, FixedPoint, Shape};
-use cipherdm_models::backend::{Backend, run};
-use cipherdm_models::graph::{Activation, Graph, GraphBuilder, Node};
+use cipherdm_kernel::{FixedPoint, Shape};
+use cipherdm_models::backend::run;
+use cipherdm_models::graph::{Activation, Graph, GraphBuilder};
 use cipherdm_models::plain::{Nonlinearity, PlainBackend};
 use cipherdm_models::secure::SecureBackend;
 use cipherdm_models::secure::cost;
-use cipherdm_models::{ModelError, Tensor, Weights};
-use cipherdm_transport_mem::{MemConfig, MemTransport, run3_with};
+use cipherdm_models::{Tensor, Weights};
+use cipherdm_transport_mem::{MemConfig, run3_with};
+use common::{PlainRecorder, SecureRecorder};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -81,43 +83,6 @@ fn weights(graph: &Graph) -> Weights<f64> {
     w
 }
 
-struct PlainRec<'a> {
-    inner: &'a mut PlainBackend<f64>,
-    values: Vec<(String, Vec<f64>)>,
-}
-
-impl Backend for PlainRec<'_> {
-    type Value = Tensor<f64>;
-    type Error = ModelError;
-    fn eval(&mut self, node: &Node, inputs: &[&Tensor<f64>]) -> Result<Tensor<f64>, ModelError> {
-        let y = self.inner.eval(node, inputs)?;
-        self.values.push((node.name.clone(), y.data().to_vec()));
-        Ok(y)
-    }
-}
-
-struct SecureRec<'a, 'p> {
-    inner: SecureBackend<'p, MemTransport, MemoryWeights<u64>>,
-    values: &'a mut Vec<Vec<f64>>,
-}
-
-impl Backend for SecureRec<'_, '_> {
-    type Value = ArithShare<u64>;
-    type Error = ModelError;
-    fn eval(
-        &mut self,
-        node: &Node,
-        inputs: &[&ArithShare<u64>],
-    ) -> Result<ArithShare<u64>, ModelError> {
-        let y = self.inner.eval(node, inputs)?;
-        let fx = self.inner.party().fixed();
-        let opened = pr::open(self.inner.party(), &y)?;
-        self.values
-            .push(opened.iter().map(|&v| fx.decode(v)).collect());
-        Ok(y)
-    }
-}
-
 #[test]
 fn transformer_ops_match_plain_approx_and_the_cost_model() {
     let graph = block();
@@ -129,7 +94,7 @@ fn transformer_ops_match_plain_approx_and_the_cost_model() {
     let ctx = Tensor::new(vec![b, CTX, 5, 1], normal(&mut g, b * CTX * 5, 1.0)).unwrap();
 
     let mut plain = PlainBackend::new(w.clone(), Nonlinearity::Approx(profile));
-    let mut rec = PlainRec {
+    let mut rec = PlainRecorder {
         inner: &mut plain,
         values: Vec::new(),
     };
@@ -167,7 +132,7 @@ fn transformer_ops_match_plain_approx_and_the_cost_model() {
             let mut layer_costs = Vec::new();
             {
                 let inner = SecureBackend::new(p, &graph, ws, profile).unwrap();
-                let mut rec = SecureRec {
+                let mut rec = SecureRecorder {
                     inner,
                     values: &mut values,
                 };
@@ -185,13 +150,7 @@ fn transformer_ops_match_plain_approx_and_the_cost_model() {
     let got = &parts[0].0;
     assert_eq!(got.len(), want.len());
     for ((name, wv), gv) in want.iter().zip(got) {
-        let scale = wv.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-        let err = wv
-            .iter()
-            .zip(gv)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max)
-            / scale;
+        let (err, scale) = common::relative_error(wv, gv);
         // Accurate GeLU/exp (≤ 1e-3 absolute) plus fixed point; plain-approx keeps
         // LayerNorm's rsqrt and softmax's reciprocal exact.
         assert!(

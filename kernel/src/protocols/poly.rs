@@ -91,28 +91,10 @@ pub fn powers<R: Ring, T: Transport>(
     needed: &[bool],
 ) -> Result<Vec<Option<ArithShare<R>>>, Error> {
     let d = needed.len().saturating_sub(1).max(1);
-    let mut want = vec![false; d + 1];
-    want[1] = true;
-    for (i, &w) in needed.iter().enumerate().skip(2) {
-        want[i] = w;
-    }
-    let split = |i: usize| {
-        let a = 1usize << (usize::BITS - 1 - (i - 1).leading_zeros());
-        (a, i - a)
-    };
-    for i in (2..=d).rev() {
-        if want[i] {
-            let (a, b) = split(i);
-            want[a] = true;
-            want[b] = true;
-        }
-    }
     let mut out: Vec<Option<ArithShare<R>>> = vec![None; d + 1];
     out[1] = Some(v.clone());
     // Level L computes the powers in (2^(L-1), 2^L]; both factors come from lower levels.
-    let mut top = 1;
-    while top < d {
-        let level: Vec<usize> = (top + 1..=(2 * top).min(d)).filter(|&i| want[i]).collect();
+    for level in power_levels(needed) {
         if !level.is_empty() {
             let get = |out: &[Option<ArithShare<R>>], i: usize| {
                 out[i]
@@ -122,7 +104,7 @@ pub fn powers<R: Ring, T: Transport>(
             let mut left = Vec::with_capacity(level.len());
             let mut right = Vec::with_capacity(level.len());
             for &i in &level {
-                let (a, b) = split(i);
+                let (a, b) = split_power(i);
                 left.push(get(&out, a)?);
                 right.push(get(&out, b)?);
             }
@@ -134,9 +116,40 @@ pub fn powers<R: Ring, T: Transport>(
                 out[i] = Some(s.reshape(v.shape().clone())?);
             }
         }
-        top *= 2;
     }
     Ok(out)
+}
+
+/// `v^i = v^a · v^(i-a)` with `a` the largest power of two below `i`.
+fn split_power(i: usize) -> (usize, usize) {
+    let a = 1usize << (usize::BITS - 1 - (i - 1).leading_zeros());
+    (a, i - a)
+}
+
+/// The powers [`powers`] computes, level by level (level `L` holds the wanted powers in
+/// `(2^(L-1), 2^L]`, each the product of two lower ones): `needed` plus the intermediate
+/// powers they need. Shared with the cost model.
+pub fn power_levels(needed: &[bool]) -> Vec<Vec<usize>> {
+    let d = needed.len().saturating_sub(1).max(1);
+    let mut want = vec![false; d + 1];
+    want[1] = true;
+    for (i, &w) in needed.iter().enumerate().skip(2) {
+        want[i] = w;
+    }
+    for i in (2..=d).rev() {
+        if want[i] {
+            let (a, b) = split_power(i);
+            want[a] = true;
+            want[b] = true;
+        }
+    }
+    let mut levels = Vec::new();
+    let mut top = 1;
+    while top < d {
+        levels.push((top + 1..=(2 * top).min(d)).filter(|&i| want[i]).collect());
+        top *= 2;
+    }
+    levels
 }
 
 /// `[x < t_j]` as integer shares for every public threshold `t_j` (ring-encoded) and
