@@ -109,6 +109,11 @@ impl SampleOptions {
         Ok(match self.cfg {
             Some(w) if w.is_finite() => GuidanceRequest::ClassifierFree(w),
             Some(_) => return Err(ModelError::Config("--cfg must be finite".into())),
+            None if self.guidance > 0.0 && self.sampler != "ddim" => {
+                return Err(ModelError::Config(
+                    "score guidance is implemented for DDIM; use --cfg with DDPM".into(),
+                ));
+            }
             None if self.guidance > 0.0 => GuidanceRequest::Score(self.guidance),
             None => GuidanceRequest::None,
         })

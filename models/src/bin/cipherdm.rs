@@ -40,9 +40,9 @@ struct SampleArgs {
     #[arg(long, alias = "profile", default_value = "accurate")]
     approx: String,
     /// Score-guidance η: the owner's exact unconditional score steers the approximate
-    /// one (0: off).
-    #[arg(long, default_value_t = 0.1)]
-    guidance: f64,
+    /// one (0: off; default 0.1 with DDIM, off with DDPM, which supports `--cfg` only).
+    #[arg(long)]
+    guidance: Option<f64>,
     /// Classifier-free guidance weight instead of score guidance.
     #[arg(long)]
     cfg: Option<f64>,
@@ -73,7 +73,9 @@ impl SampleArgs {
             grid: self.grid,
             steps: self.steps,
             approx: self.approx,
-            guidance: self.guidance,
+            guidance: self
+                .guidance
+                .unwrap_or(if self.sampler == "ddim" { 0.1 } else { 0.0 }),
             cfg: self.cfg,
             sampler: self.sampler,
             seed: self.seed,
