@@ -1,1 +1,8 @@
-//! Framed, encrypted TCP links between the three cipherdm parties: placeholder, filled in by issue 7 (TCP transport and the party daemon).
+//! Framed, encrypted TCP links between the three cipherdm parties (issue 7).
+//!
+//! Built so far: [`frame`], the link framing (sequence number, length, maximum size)
+//! with an incremental decoder that checks every header against what the protocol
+//! expects before allocating the payload. The mio data plane, the encrypted handshake and
+//! the party daemon follow.
+
+pub mod frame;
