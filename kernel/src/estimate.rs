@@ -173,6 +173,13 @@ pub fn piecewise(n: usize, pw: &Piecewise, f: u32) -> Estimate {
             None => mul_public_scalar_precise(n, f),
         };
     }
+    if crate::protocols::poly::paterson_stockmeyer_applies(pw) {
+        return total
+            + powers(n, &[false, true, true, true, true], f)
+            + trunc(n, f)
+            + additive_trunc(n, coefficient_bits(f))
+            + mul(n);
+    }
     let deg = pw.degree();
     let mut needed = alloc::vec![false; deg + 1];
     for piece in pw.pieces {

@@ -214,6 +214,11 @@ pub fn piecewise<R: Ring, T: Transport>(
         v = v.add_public_scalar(me, encode_scaled(shift, f)?);
     }
 
+    if paterson_stockmeyer_applies(pw) {
+        let bits = bits.ok_or(Error::Inconsistent("one break means one selection bit"))?;
+        return masked_paterson_stockmeyer(p, &v, pw.pieces[1], pw.eval_shift, &bits);
+    }
+
     // 3. Powers of v used by any piece.
     let deg = pw.degree();
     let mut needed = vec![false; deg + 1];
@@ -284,6 +289,67 @@ pub fn piecewise<R: Ring, T: Transport>(
         z.push(acc);
     }
     additive_trunc(p, z, x.shape().clone(), g)
+}
+
+/// Whether [`piecewise`] evaluates `pw` by Paterson–Stockmeyer: one break, zero below it,
+/// one polynomial of degree 5 to 7 above it (the shape of a cut-off exp). Shared with
+/// the cost model.
+pub fn paterson_stockmeyer_applies(pw: &Piecewise) -> bool {
+    pw.breaks.len() == 1
+        && pw.pieces.len() == 2
+        && pw.pieces[0].iter().all(|&c| c == 0.0)
+        && (6..=8).contains(&pw.pieces[1].len())
+}
+
+/// `(1 - c)·P(v)` for `P` of degree ≤ 7 as `A(v) + v⁴·B(v)` with `A`, `B` cubics:
+/// powers `v², v³, v⁴` (3 products instead of 6), `B` truncated once, `v⁴·B` formed
+/// locally beside `A` and truncated with it, then the selection bit `c` applied by one
+/// exact ring product. Wherever `c = 1` the result is exactly zero, whatever `P(v)`
+/// (far below the break `P` may even overflow).
+///
+/// Cost: 3 products (2 levels), a truncation by `f`, a product truncation by the
+/// coefficient bits, one ring product: 99 + 17 + 36 + 24 = 176 bytes per element after the
+/// selection bits and the variable change (the generic path: 234).
+fn masked_paterson_stockmeyer<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    v: &ArithShare<R>,
+    poly: &[f64],
+    eval_shift: u32,
+    c: &ArithShare<R>,
+) -> Result<ArithShare<R>, Error> {
+    let f = p.fixed().frac_bits();
+    let g = coefficient_bits::<R>(f);
+    let me = p.id();
+    let shape = v.shape().clone();
+    let pows = powers(p, v, &[false, true, true, true, true])?;
+    let coef = |i: usize| -> Result<R, Error> {
+        let c = poly.get(i).copied().unwrap_or(0.0);
+        encode_scaled(c * crate::fixed::pow2((eval_shift as usize * i) as i32), g)
+    };
+    // a_k + a_{k+1}·v + a_{k+2}·v² + a_{k+3}·v³ at scale f + g (replicated, local).
+    let cubic = |k: usize| -> Result<ArithShare<R>, Error> {
+        let c0 = coef(k)?.shl(f);
+        let mut acc = ArithShare::from_public(me, &vec![c0; v.len()], shape.clone())?;
+        for i in 1..=3 {
+            let pw_i = pows[i]
+                .as_ref()
+                .ok_or(Error::Inconsistent("power computed out of order"))?;
+            acc.add_assign(&pw_i.mul_public_scalar(coef(k + i)?))?;
+        }
+        Ok(acc)
+    };
+    let b = trunc(p, &cubic(4)?, f)?; // scale g
+    let a = cubic(0)?; // scale f + g
+    let v4 = pows[4]
+        .as_ref()
+        .ok_or(Error::Inconsistent("power computed out of order"))?;
+    let z: Vec<R> = super::arith::local_products(v4, &b)
+        .into_iter()
+        .zip(a.this())
+        .map(|(x, y)| x.wrapping_add(*y))
+        .collect();
+    let y = additive_trunc(p, z, shape, g)?;
+    y.sub(&super::arith::mul(p, c, &y)?)
 }
 
 /// `(1 + x/2^s)^(2^s)` for `x >= cutoff`, zero below (seed 2's precise exp, `s = 8`,
