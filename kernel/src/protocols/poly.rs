@@ -330,8 +330,8 @@ fn masked_paterson_stockmeyer<R: Ring, T: Transport>(
     let cubic = |k: usize| -> Result<ArithShare<R>, Error> {
         let c0 = coef(k)?.shl(f);
         let mut acc = ArithShare::from_public(me, &vec![c0; v.len()], shape.clone())?;
-        for i in 1..=3 {
-            let pw_i = pows[i]
+        for (i, pw_i) in pows.iter().enumerate().take(4).skip(1) {
+            let pw_i = pw_i
                 .as_ref()
                 .ok_or(Error::Inconsistent("power computed out of order"))?;
             acc.add_assign(&pw_i.mul_public_scalar(coef(k + i)?))?;
