@@ -3,7 +3,8 @@
 
 use alloc::vec::Vec;
 
-use rand_core::CryptoRng;
+use rand_chacha::ChaCha12Rng;
+use rand_core::{CryptoRng, SeedableRng};
 
 use crate::cost::CostLedger;
 use crate::error::Error;
@@ -11,6 +12,26 @@ use crate::fixed::FixedPoint;
 use crate::prss::{Prss, SEED_BYTES};
 use crate::ring::{self, Ring};
 use crate::transport::{PartyId, Transport};
+
+/// Reproducible PRSS entropy for party `id` from a public `seed`: ChaCha12 seeded from
+/// `seed`, on stream `id + 1`.
+///
+/// **For tests and reproducible benchmarks only**: anyone who knows `seed` knows every
+/// PRSS key of the session. Transports use it when a run is configured with a seed, so
+/// that the in-memory and the TCP transports give bit-identical results.
+///
+/// ```
+/// use cipherdm_kernel::party::seeded_entropy;
+/// use cipherdm_kernel::PartyId;
+/// use rand_core::Rng;
+/// let (mut a, mut b) = (seeded_entropy(7, PartyId::P0), seeded_entropy(7, PartyId::P1));
+/// assert_ne!(a.next_u64(), b.next_u64());
+/// ```
+pub fn seeded_entropy(seed: u64, id: PartyId) -> ChaCha12Rng {
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    rng.set_stream(id.index() as u64 + 1);
+    rng
+}
 
 /// One of the three parties of a session.
 ///

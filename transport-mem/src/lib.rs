@@ -359,11 +359,7 @@ impl Transport for MemTransport {
 /// Entropy for a party's PRSS key contributions: from `seed` (reproducible) or the OS.
 fn party_entropy(seed: Option<u64>, me: PartyId) -> Result<ChaCha12Rng, Error> {
     match seed {
-        Some(s) => {
-            let mut rng = ChaCha12Rng::seed_from_u64(s);
-            rng.set_stream(me.index() as u64 + 1);
-            Ok(rng)
-        }
+        Some(s) => Ok(cipherdm_kernel::party::seeded_entropy(s, me)),
         None => {
             let mut key = [0u8; 32];
             getrandom::fill(&mut key)

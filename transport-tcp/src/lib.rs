@@ -1,8 +1,27 @@
-//! Framed, encrypted TCP links between the three cipherdm parties (issue 7).
+//! Framed, encrypted TCP links between the three cipherdm parties and their clients.
 //!
-//! Built so far: [`frame`], the link framing (sequence number, length, maximum size)
-//! with an incremental decoder that checks every header against what the protocol
-//! expects before allocating the payload. The mio data plane, the encrypted handshake and
-//! the party daemon follow.
+//! - [`frame`]: frame headers (sequence number, length) checked against what the
+//!   protocol expects before any payload byte is stored;
+//! - [`link`]: the bytes of one link — frames sealed into Noise records — with bounded
+//!   receive buffers, independent of how the socket is driven;
+//! - [`channel`]: connect with retry and back-off, the Noise `IK` handshake with pinned
+//!   keys (or the benchmark-only plaintext mode), blocking control messages;
+//! - [`hello`]: the session handshake (version, session id, roles, ring, fixed point,
+//!   model) whose mismatches name both values;
+//! - [`transport`]: [`TcpTransport`], the kernel's `Transport` on a mio event loop;
+//! - [`loopback`]: three parties on 127.0.0.1 in one process, for tests and benches;
+//! - [`keys`]: static key pairs and their text form.
 
+pub mod channel;
+pub mod error;
 pub mod frame;
+pub mod hello;
+pub mod keys;
+pub mod link;
+pub mod loopback;
+pub mod transport;
+
+pub use channel::{Channel, LinkConfig, Mode};
+pub use error::LinkError;
+pub use keys::{KeyPair, PublicKey};
+pub use transport::{TcpTransport, WireStats};
