@@ -9,6 +9,8 @@ use cipherdm_kernel::cost::Cost;
 use cipherdm_kernel::share::{self, ArithShare};
 use cipherdm_kernel::{Error, FixedPoint, Party, Shape};
 use cipherdm_transport_mem::{MemConfig, MemTransport, run3_with};
+use cipherdm_transport_tcp::loopback::{self, LoopbackConfig};
+use cipherdm_transport_tcp::{LinkConfig, Mode, TcpTransport};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -58,6 +60,42 @@ where
         ..MemConfig::default()
     };
     let res = run3_with(&cfg, inputs, |p, input| {
+        let c0 = *p.costs().total();
+        let t0 = Instant::now();
+        let mut out = op(p, &input)?;
+        for _ in 1..iters {
+            out = op(p, &input)?;
+        }
+        Ok((t0.elapsed(), p.costs().total().since(&c0), out))
+    });
+    let mut it = res.into_iter().map(|r| r.expect("benchmark party failed"));
+    let (e0, c0, o0) = it.next().expect("party 0");
+    let (_, c1, o1) = it.next().expect("party 1");
+    let (_, c2, o2) = it.next().expect("party 2");
+    Measured {
+        elapsed: e0,
+        costs: [c0, c1, c2],
+        outputs: [o0, o1, o2],
+    }
+}
+
+/// [`timed`] over loopback TCP: real sockets and the full link handshake, encrypted or
+/// (to measure what encryption costs) plaintext.
+pub fn timed_tcp<In, Out, F>(inputs: [In; 3], iters: u64, mode: Mode, op: F) -> Measured<Out>
+where
+    In: Send,
+    Out: Send,
+    F: Fn(&mut Party<TcpTransport>, &In) -> Result<Out, Error> + Sync,
+{
+    let cfg = LoopbackConfig {
+        link: LinkConfig {
+            mode,
+            ..LinkConfig::default()
+        },
+        fixed: FixedPoint::default(),
+        seed: Some(1),
+    };
+    let res = loopback::run3_with(&cfg, inputs, |p, input| {
         let c0 = *p.costs().total();
         let t0 = Instant::now();
         let mut out = op(p, &input)?;

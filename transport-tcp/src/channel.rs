@@ -5,8 +5,8 @@
 //! Why Noise (`snow`) rather than TLS: the deployment already pins raw public keys and
 //! there is no certificate authority, names or negotiation to manage; `IK` gives mutual
 //! authentication and forward secrecy in one round trip with no X.509 parsing on the
-//! attack surface, and the transport messages (AES-256-GCM, hardware-accelerated through
-//! `ring`) map one-to-one onto our records.
+//! attack surface, and after it the split keys drive AES-256-GCM records sealed in place with
+//! `ring` (hardware-accelerated; Noise's nonce scheme, our record layout).
 //!
 //! Wire preamble (initiator → responder, 8 bytes): `b"CDM"`, protocol version, mode
 //! (`b'N'` Noise / `b'P'` plaintext), 3 zero bytes. The responder refuses any other
@@ -77,7 +77,6 @@ pub struct Channel {
     peer_key: PublicKey,
     peer_addr: SocketAddr,
     timeout: Duration,
-    buf: Vec<u8>,
 }
 
 /// The preamble of encrypted links, also the Noise prologue (it binds the version).
@@ -217,10 +216,7 @@ impl Channel {
                 hs.read_message(&reply, &mut p).map_err(|_| {
                     LinkError::Handshake(format!("{addr} did not prove the pinned key {peer}"))
                 })?;
-                Cipher::Noise(Box::new(
-                    hs.into_transport_mode()
-                        .map_err(|e| LinkError::Handshake(e.to_string()))?,
-                ))
+                Cipher::from_handshake(hs)?
             }
             Mode::Plaintext => {
                 write_hs(&mut stream, &me.public.0, t)?;
@@ -239,7 +235,6 @@ impl Channel {
             state: LinkState::new(cipher, cfg.max_frame),
             peer_key: *peer,
             timeout: t,
-            buf: vec![0u8; 64 << 10],
         })
     }
 
@@ -294,10 +289,7 @@ impl Channel {
                     .write_message(&[], &mut m)
                     .map_err(|e| LinkError::Handshake(e.to_string()))?;
                 write_hs(&mut stream, &m[..n], t)?;
-                let state = hs
-                    .into_transport_mode()
-                    .map_err(|e| LinkError::Handshake(e.to_string()))?;
-                (Cipher::Noise(Box::new(state)), key)
+                (Cipher::from_handshake(hs)?, key)
             }
             Mode::Plaintext => {
                 let claim = read_hs(&mut stream, t)?;
@@ -319,7 +311,6 @@ impl Channel {
             state: LinkState::new(cipher, cfg.max_frame),
             peer_key: key,
             timeout: t,
-            buf: vec![0u8; 64 << 10],
         })
     }
 
@@ -363,15 +354,19 @@ impl Channel {
             if let Some(m) = self.state.take_control(max)? {
                 return Ok(m);
             }
-            let room = self.state.rx_room().clamp(1, self.buf.len());
+            if self.state.rx_room() == 0 {
+                return Err(LinkError::Malformed(
+                    "a control message larger than the receive buffer".into(),
+                ));
+            }
+            let stream = &mut self.stream;
             let n = self
-                .stream
-                .read(&mut self.buf[..room])
+                .state
+                .read_with(|space| stream.read(space))?
                 .map_err(|e| io_err(e, "waiting for a message", self.timeout))?;
             if n == 0 {
                 return Err(LinkError::Closed("waiting for a message".into()));
             }
-            self.state.ingest(&self.buf[..n])?;
         }
     }
 

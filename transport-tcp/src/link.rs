@@ -25,15 +25,54 @@ const RECORD_PLAIN: usize = RECORD_MAX - TAG;
 pub enum Cipher {
     /// No protection: benchmarks only.
     Plain,
-    /// A Noise transport state (AEAD with counter nonces in each direction).
-    Noise(Box<snow::TransportState>),
+    /// AES-256-GCM with the keys of a finished Noise handshake (Noise's nonce scheme:
+    /// a 64-bit big-endian counter per direction).
+    Aead(Box<Aead>),
+}
+
+/// The two directions of an encrypted link.
+pub struct Aead {
+    seal: ring::aead::LessSafeKey,
+    open: ring::aead::LessSafeKey,
+    sent: u64,
+    received: u64,
+}
+
+fn nonce(n: u64) -> ring::aead::Nonce {
+    let mut b = [0u8; 12];
+    b[4..].copy_from_slice(&n.to_be_bytes());
+    ring::aead::Nonce::assume_unique_for_key(b)
+}
+
+impl Cipher {
+    /// The transport cipher of a finished Noise handshake (`IK` with AES-GCM): the
+    /// initiator seals with the first split key, the responder with the second.
+    pub fn from_handshake(mut hs: snow::HandshakeState) -> Result<Cipher, LinkError> {
+        if !hs.is_handshake_finished() {
+            return Err(LinkError::Handshake("the handshake is not finished".into()));
+        }
+        let initiator = hs.is_initiator();
+        let (k1, k2) = hs.dangerously_get_raw_split();
+        let key = |k: &[u8; 32]| {
+            ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, k)
+                .map(ring::aead::LessSafeKey::new)
+                .map_err(|_| LinkError::Handshake("AES-256-GCM key".into()))
+        };
+        let (seal, open) = if initiator { (&k1, &k2) } else { (&k2, &k1) };
+        Ok(Cipher::Aead(Box::new(Aead {
+            seal: key(seal)?,
+            open: key(open)?,
+            sent: 0,
+            received: 0,
+        })))
+    }
 }
 
 impl core::fmt::Debug for Cipher {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Cipher::Plain => "Plain",
-            Cipher::Noise(_) => "Noise",
+            Cipher::Aead(_) => "Aead",
         })
     }
 }
@@ -43,6 +82,60 @@ impl core::fmt::Debug for Cipher {
 struct Partial {
     /// Payload bytes of the current frame still to come (`None`: a header is next).
     frame_left: Option<u32>,
+}
+
+/// A byte queue in a buffer allocated once: data lives in `buf[start..end]`; free space
+/// is made at the end by moving the data to the front.
+#[derive(Debug, Default)]
+struct ByteQueue {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ByteQueue {
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// At least `want` writable bytes after the data (the buffer is sized on first use
+    /// to `capacity`, which must cover the data plus `want`).
+    fn space(&mut self, want: usize, capacity: usize) -> &mut [u8] {
+        if self.buf.len() < capacity {
+            // Zeroed allocation: pages are touched only when bytes arrive.
+            let mut grown = vec![0u8; capacity];
+            grown[..self.end - self.start].copy_from_slice(&self.buf[self.start..self.end]);
+            self.end -= self.start;
+            self.start = 0;
+            self.buf = grown;
+        }
+        if self.buf.len() - self.end < want {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.buf[self.end..]
+    }
+
+    fn commit(&mut self, n: usize) {
+        self.end += n;
+    }
 }
 
 /// Bytes in flight on one link, both directions.
@@ -55,14 +148,11 @@ pub struct LinkState {
     /// Wire bytes waiting to be written, from `tx_off`.
     tx: Vec<u8>,
     tx_off: usize,
-    /// Wire bytes read but not yet opened, from `wire_off`.
-    wire: Vec<u8>,
-    wire_off: usize,
-    /// Opened stream bytes not yet taken, from `plain_off`.
-    plain: Vec<u8>,
-    plain_off: usize,
+    /// Wire bytes read but not yet opened (encrypted links only).
+    wire: ByteQueue,
+    /// Opened stream bytes not yet taken.
+    plain: ByteQueue,
     partial: Partial,
-    scratch: Vec<u8>,
     /// Bytes written to the socket (framing and encryption included).
     pub wire_sent: u64,
     /// Bytes read from the socket.
@@ -73,6 +163,8 @@ impl LinkState {
     /// Receive-side buffering bound: no more wire bytes are read while the unopened and
     /// untaken bytes reach this many.
     pub const RX_CAP: usize = 4 << 20;
+    /// Size of each receive buffer: the cap plus one record of slack.
+    const RX_BUF: usize = Self::RX_CAP + RECORD_MAX + 2;
 
     /// A link with `cipher`, frames of at most `max_frame` bytes, fresh sequence numbers.
     pub fn new(cipher: Cipher, max_frame: u32) -> Self {
@@ -83,12 +175,9 @@ impl LinkState {
             recv_seq: 0,
             tx: Vec::new(),
             tx_off: 0,
-            wire: Vec::new(),
-            wire_off: 0,
-            plain: Vec::new(),
-            plain_off: 0,
+            wire: ByteQueue::default(),
+            plain: ByteQueue::default(),
             partial: Partial::default(),
-            scratch: Vec::new(),
             wire_sent: 0,
             wire_received: 0,
         }
@@ -101,7 +190,7 @@ impl LinkState {
 
     /// Whether the link is encrypted.
     pub fn encrypted(&self) -> bool {
-        matches!(self.cipher, Cipher::Noise(_))
+        matches!(self.cipher, Cipher::Aead(_))
     }
 
     /// Queues a data message (one or more frames).
@@ -133,34 +222,31 @@ impl LinkState {
         self.compact_tx();
         match &mut self.cipher {
             Cipher::Plain => {
+                self.tx.reserve(HEADER_LEN + payload.len());
                 self.tx.extend_from_slice(&header);
                 self.tx.extend_from_slice(payload);
             }
-            Cipher::Noise(state) => {
-                // Seal header ‖ payload in records; the first record carries the header
-                // and the start of the payload.
-                let total = HEADER_LEN + payload.len();
-                let records = total.div_ceil(RECORD_PLAIN);
-                self.tx.reserve(total + records * (2 + TAG));
-                let mut done = 0usize;
-                while done < total {
-                    let n = (total - done).min(RECORD_PLAIN);
-                    self.scratch.clear();
-                    if done < HEADER_LEN {
-                        self.scratch
-                            .extend_from_slice(&header[done..HEADER_LEN.min(done + n)]);
-                    }
-                    let from = done.max(HEADER_LEN) - HEADER_LEN;
-                    let to = done + n - HEADER_LEN;
-                    self.scratch.extend_from_slice(&payload[from..to]);
+            Cipher::Aead(aead) => {
+                // The header is sealed in a record of its own, the payload in records of
+                // at most RECORD_PLAIN bytes, each sealed in place in the queue.
+                let records = 1 + payload.len().div_ceil(RECORD_PLAIN);
+                self.tx
+                    .reserve(HEADER_LEN + payload.len() + records * (2 + TAG));
+                for chunk in core::iter::once(&header[..]).chain(payload.chunks(RECORD_PLAIN)) {
+                    self.tx
+                        .extend_from_slice(&((chunk.len() + TAG) as u16).to_be_bytes());
                     let at = self.tx.len();
-                    self.tx.resize(at + 2 + n + TAG, 0);
-                    let len = state
-                        .write_message(&self.scratch, &mut self.tx[at + 2..])
-                        .map_err(|e| LinkError::Handshake(format!("sealing a record: {e}")))?;
-                    debug_assert_eq!(len, n + TAG);
-                    self.tx[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
-                    done += n;
+                    self.tx.extend_from_slice(chunk);
+                    let tag = aead
+                        .seal
+                        .seal_in_place_separate_tag(
+                            nonce(aead.sent),
+                            ring::aead::Aad::empty(),
+                            &mut self.tx[at..],
+                        )
+                        .map_err(|_| LinkError::Handshake("sealing a record".into()))?;
+                    aead.sent += 1;
+                    self.tx.extend_from_slice(tag.as_ref());
                 }
             }
         }
@@ -191,62 +277,83 @@ impl LinkState {
 
     /// How many more wire bytes may be read now (0 when the buffers are full).
     pub fn rx_room(&self) -> usize {
-        let held = (self.wire.len() - self.wire_off) + (self.plain.len() - self.plain_off);
-        Self::RX_CAP.saturating_sub(held)
+        Self::RX_CAP.saturating_sub(self.wire.len() + self.plain.len())
     }
 
-    /// Appends wire bytes read from the socket and opens every complete record.
-    pub fn ingest(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
-        self.wire_received += bytes.len() as u64;
-        if self.plain_off == self.plain.len() {
-            self.plain.clear();
-            self.plain_off = 0;
-        }
-        match &mut self.cipher {
-            Cipher::Plain => {
-                if self.plain_off > (1 << 20) {
-                    self.plain.drain(..self.plain_off);
-                    self.plain_off = 0;
-                }
-                self.plain.extend_from_slice(bytes);
+    /// Reads wire bytes with `read` straight into the receive buffer (at most
+    /// [`Self::rx_room`] bytes), then opens every complete record. Returns what `read`
+    /// returned.
+    pub fn read_with<E>(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<Result<usize, E>, LinkError> {
+        let room = self.rx_room();
+        let target = match self.cipher {
+            Cipher::Plain => &mut self.plain,
+            Cipher::Aead(_) => &mut self.wire,
+        };
+        let space = target.space(room, Self::RX_BUF);
+        let n = match read(&mut space[..room]) {
+            Ok(n) => n,
+            Err(e) => return Ok(Err(e)),
+        };
+        target.commit(n);
+        self.wire_received += n as u64;
+        self.open_records()?;
+        Ok(Ok(n))
+    }
+
+    /// Appends wire bytes (from a blocking read or a test) and opens complete records.
+    pub fn ingest(&mut self, mut bytes: &[u8]) -> Result<(), LinkError> {
+        while !bytes.is_empty() {
+            let take = bytes.len().min(self.rx_room().max(1));
+            let r = self.read_with(|space: &mut [u8]| {
+                let n = take.min(space.len());
+                space[..n].copy_from_slice(&bytes[..n]);
+                Ok::<usize, ()>(n)
+            })?;
+            let n = r.unwrap_or(0);
+            if n == 0 {
+                return Err(LinkError::Malformed(
+                    "receive buffer full of unread input".into(),
+                ));
             }
-            Cipher::Noise(state) => {
-                if self.wire_off == self.wire.len() {
-                    self.wire.clear();
-                    self.wire_off = 0;
-                }
-                self.wire.extend_from_slice(bytes);
-                if self.plain_off > (1 << 20) {
-                    self.plain.drain(..self.plain_off);
-                    self.plain_off = 0;
-                }
-                loop {
-                    let avail = &self.wire[self.wire_off..];
-                    if avail.len() < 2 {
-                        break;
-                    }
-                    let n = u16::from_be_bytes([avail[0], avail[1]]) as usize;
-                    if n < TAG {
-                        return Err(LinkError::Corrupt);
-                    }
-                    if avail.len() < 2 + n {
-                        break;
-                    }
-                    let at = self.plain.len();
-                    self.plain.resize(at + n - TAG, 0);
-                    let got = state
-                        .read_message(&avail[2..2 + n], &mut self.plain[at..])
-                        .map_err(|_| LinkError::Corrupt)?;
-                    self.plain.truncate(at + got);
-                    self.wire_off += 2 + n;
-                }
-                if self.wire_off > (1 << 20) {
-                    self.wire.drain(..self.wire_off);
-                    self.wire_off = 0;
-                }
-            }
+            bytes = &bytes[n..];
         }
         Ok(())
+    }
+
+    fn open_records(&mut self) -> Result<(), LinkError> {
+        let Cipher::Aead(aead) = &mut self.cipher else {
+            return Ok(());
+        };
+        loop {
+            let avail = self.wire.data_mut();
+            if avail.len() < 2 {
+                return Ok(());
+            }
+            let n = u16::from_be_bytes([avail[0], avail[1]]) as usize;
+            if n < TAG {
+                return Err(LinkError::Corrupt);
+            }
+            if avail.len() < 2 + n {
+                return Ok(());
+            }
+            let opened = aead
+                .open
+                .open_in_place(
+                    nonce(aead.received),
+                    ring::aead::Aad::empty(),
+                    &mut avail[2..2 + n],
+                )
+                .map_err(|_| LinkError::Corrupt)?;
+            aead.received += 1;
+            let len = opened.len();
+            let space = self.plain.space(len, Self::RX_BUF);
+            space[..len].copy_from_slice(&self.wire.data()[2..2 + len]);
+            self.plain.commit(len);
+            self.wire.consume(2 + n);
+        }
     }
 
     /// Takes as much of a data message of `buf.len()` bytes as has arrived; `*filled`
@@ -260,10 +367,10 @@ impl LinkState {
                     if *filled == buf.len() && !(buf.is_empty() && *filled == 0) {
                         return Ok(true);
                     }
-                    if self.plain.len() - self.plain_off < HEADER_LEN {
+                    if self.plain.len() < HEADER_LEN {
                         return Ok(false);
                     }
-                    let h: [u8; HEADER_LEN] = self.plain[self.plain_off..][..HEADER_LEN]
+                    let h: [u8; HEADER_LEN] = self.plain.data()[..HEADER_LEN]
                         .try_into()
                         .expect("12 bytes");
                     let want = remaining.min(self.max_frame as usize) as u32;
@@ -276,18 +383,17 @@ impl LinkState {
                         self.max_frame,
                     )?;
                     self.recv_seq += 1;
-                    self.plain_off += HEADER_LEN;
+                    self.plain.consume(HEADER_LEN);
                     if len == 0 {
                         return Ok(true);
                     }
                     len
                 }
             };
-            let avail = self.plain.len() - self.plain_off;
-            let n = avail.min(left as usize);
-            buf[*filled..*filled + n].copy_from_slice(&self.plain[self.plain_off..][..n]);
+            let n = self.plain.len().min(left as usize);
+            buf[*filled..*filled + n].copy_from_slice(&self.plain.data()[..n]);
             *filled += n;
-            self.plain_off += n;
+            self.plain.consume(n);
             let left = left - n as u32;
             if left > 0 {
                 self.partial.frame_left = Some(left);
@@ -302,10 +408,10 @@ impl LinkState {
 
     /// Takes one control message of at most `max` bytes if it has fully arrived.
     pub fn take_control(&mut self, max: u32) -> Result<Option<Vec<u8>>, LinkError> {
-        if self.plain.len() - self.plain_off < HEADER_LEN {
+        if self.plain.len() < HEADER_LEN {
             return Ok(None);
         }
-        let h: [u8; HEADER_LEN] = self.plain[self.plain_off..][..HEADER_LEN]
+        let h: [u8; HEADER_LEN] = self.plain.data()[..HEADER_LEN]
             .try_into()
             .expect("12 bytes");
         let len = check_header(
@@ -316,19 +422,18 @@ impl LinkState {
             },
             self.max_frame,
         )? as usize;
-        if self.plain.len() - self.plain_off < HEADER_LEN + len {
+        if self.plain.len() < HEADER_LEN + len {
             return Ok(None);
         }
-        let start = self.plain_off + HEADER_LEN;
-        let out = self.plain[start..start + len].to_vec();
-        self.plain_off = start + len;
+        let out = self.plain.data()[HEADER_LEN..HEADER_LEN + len].to_vec();
+        self.plain.consume(HEADER_LEN + len);
         self.recv_seq += 1;
         Ok(Some(out))
     }
 
     /// Whether any received byte is waiting to be taken.
     pub fn has_input(&self) -> bool {
-        self.plain_off < self.plain.len() || self.wire_off < self.wire.len()
+        self.plain.len() > 0 || self.wire.len() > 0
     }
 }
 
@@ -359,8 +464,8 @@ mod tests {
         let n = r.write_message(&[], &mut m).unwrap();
         i.read_message(&m[..n], &mut pl).unwrap();
         (
-            Cipher::Noise(Box::new(i.into_transport_mode().unwrap())),
-            Cipher::Noise(Box::new(r.into_transport_mode().unwrap())),
+            Cipher::from_handshake(i).unwrap(),
+            Cipher::from_handshake(r).unwrap(),
         )
     }
 

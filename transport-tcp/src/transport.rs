@@ -50,7 +50,6 @@ pub struct TcpTransport {
     events: Events,
     peers: Vec<Peer>,
     timeout: Duration,
-    buf: Vec<u8>,
 }
 
 impl core::fmt::Debug for TcpTransport {
@@ -131,7 +130,6 @@ impl TcpTransport {
             events: Events::with_capacity(8),
             peers,
             timeout,
-            buf: vec![0u8; 256 << 10],
         })
     }
 
@@ -190,18 +188,17 @@ impl TcpTransport {
             }
             // Read while there is room.
             while p.readable && !p.closed {
-                let room = p.state.rx_room().min(self.buf.len());
-                if room == 0 {
+                if p.state.rx_room() == 0 {
                     break;
                 }
-                match p.stream.read(&mut self.buf[..room]) {
+                let stream = &mut p.stream;
+                match p
+                    .state
+                    .read_with(|space| stream.read(space))
+                    .map_err(|e| map_link_error(p.id, e))?
+                {
                     Ok(0) => p.closed = true,
-                    Ok(n) => {
-                        p.state
-                            .ingest(&self.buf[..n])
-                            .map_err(|e| map_link_error(p.id, e))?;
-                        moved |= i == watch || watch == ANY;
-                    }
+                    Ok(_) => moved |= i == watch || watch == ANY,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => p.readable = false,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(_) => p.closed = true,

@@ -1,6 +1,6 @@
 //! `opbench`: the micro-ops of `shared/reference/baselines.md` (a, b, c1–c4, d, e, f, g)
 //! with their shapes and input distributions, three parties in one process over the
-//! memory transport, inputs already shared. One CSV line per op:
+//! memory transport (or loopback TCP with `--transport tcp`), inputs already shared. One CSV line per op:
 //! `op,n,median_seconds,bytes_total,rounds,max_abs_err` (median of `--runs` runs; bytes
 //! summed over the parties; error against float64).
 //!
@@ -9,14 +9,15 @@
 
 use std::process::ExitCode;
 
-use cipherdm_bench::{deal_fixed, normal, timed, uniform};
+use cipherdm_bench::{Measured, deal_fixed, normal, timed, timed_tcp, uniform};
 use cipherdm_kernel::approx::Profile;
 use cipherdm_kernel::nn::{self, ConvGeometry};
 use cipherdm_kernel::protocols as pr;
 use cipherdm_kernel::share::{self, ArithShare};
-use cipherdm_kernel::{Error, FixedPoint, Party, Shape};
+use cipherdm_kernel::{Error, FixedPoint, Party, Shape, Transport};
 use cipherdm_models::cli::{parse_profile, tune_allocator};
 use cipherdm_transport_mem::MemTransport;
+use cipherdm_transport_tcp::{Mode, TcpTransport};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -25,7 +26,8 @@ struct Args {
     /// Approximation profile of the nonlinear ops.
     #[arg(long, default_value = "accurate")]
     profile: String,
-    /// `mem` (three threads, in-memory links); `tcp` arrives with the TCP transport.
+    /// `mem` (three threads, in-memory links), `tcp` (loopback TCP, Noise-encrypted) or
+    /// `tcp-plain` (loopback TCP without encryption: to measure what encryption costs).
     #[arg(long, default_value = "mem")]
     transport: String,
     /// Runs per op (the median is printed).
@@ -37,22 +39,22 @@ struct Args {
 }
 
 type Inputs = Vec<ArithShare<u64>>;
-type OpFn = dyn Fn(&mut Party<MemTransport>, &Inputs) -> Result<ArithShare<u64>, Error> + Sync;
+type OpFn<T> = dyn Fn(&mut Party<T>, &Inputs) -> Result<ArithShare<u64>, Error> + Sync;
 
-struct Case {
+struct Case<T: Transport> {
     name: &'static str,
     n: usize,
     /// Each input: values and shape.
     inputs: Vec<(Vec<f64>, Vec<usize>)>,
     want: Vec<f64>,
-    op: Box<OpFn>,
+    op: Box<OpFn<T>>,
 }
 
 fn silu(x: f64) -> f64 {
     x / (1.0 + (-x).exp())
 }
 
-fn cases(profile: Profile) -> Vec<Case> {
+fn cases<T: Transport + 'static>(profile: Profile) -> Vec<Case<T>> {
     let n6 = 1_000_000;
     let n5 = 100_000;
     let mut out = Vec::new();
@@ -235,19 +237,41 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if a.transport != "mem" {
-        eprintln!(
-            "error: transport `{}` is not available yet (mem; tcp arrives with the TCP transport)",
-            a.transport
-        );
-        return ExitCode::FAILURE;
-    }
     if a.runs == 0 || a.runs > 100 {
         eprintln!("error: --runs must be 1..=100");
         return ExitCode::FAILURE;
     }
     println!("op,n,median_seconds,bytes_total,rounds,max_abs_err");
-    for case in cases(profile) {
+    match a.transport.as_str() {
+        "mem" => run_cases(&a, cases::<MemTransport>(profile), |i, op| {
+            timed(i, 1, |p, s| op(p, s))
+        }),
+        "tcp" | "tcp-plain" => {
+            let mode = if a.transport == "tcp" {
+                Mode::Encrypted
+            } else {
+                eprintln!("warning: plaintext links (benchmark only)");
+                Mode::Plaintext
+            };
+            run_cases(&a, cases::<TcpTransport>(profile), |i, op| {
+                timed_tcp(i, 1, mode, |p, s| op(p, s))
+            })
+        }
+        other => {
+            eprintln!("error: unknown transport `{other}` (mem, tcp, tcp-plain)");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs every selected case `--runs` times with `time` and prints its CSV line.
+fn run_cases<T: Transport>(
+    a: &Args,
+    cases: Vec<Case<T>>,
+    time: impl Fn([Inputs; 3], &OpFn<T>) -> Measured<ArithShare<u64>>,
+) {
+    for case in cases {
         if a.only.as_deref().is_some_and(|o| !case.name.contains(o)) {
             continue;
         }
@@ -261,7 +285,7 @@ fn main() -> ExitCode {
         let mut times = Vec::with_capacity(a.runs);
         let mut last = None;
         for _ in 0..a.runs {
-            let m = timed(per_party.clone(), 1, |p, s| (case.op)(p, s));
+            let m = time(per_party.clone(), &*case.op);
             times.push(m.elapsed.as_secs_f64());
             last = Some(m);
         }
@@ -287,5 +311,4 @@ fn main() -> ExitCode {
             err
         );
     }
-    ExitCode::SUCCESS
 }
