@@ -1,7 +1,9 @@
-//! `cipherdm sample`, `cipherdm plain-sample` and `cipherdm share-model`: option
-//! parsing helpers, the progress bar and the closing summary.
+//! The `cipherdm` commands' bodies: `sample`, `plain-sample`, `share-model`, `keygen`,
+//! `party` and `client sample` — option parsing helpers, progress bars and summaries.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use cipherdm_kernel::FixedPoint;
@@ -12,6 +14,7 @@ use cipherdm_transport_mem::MemConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::commands::{load_model, parse_labels};
+use crate::deploy::{DeployConfig, JobSpec, Progress, sample_remote};
 use crate::error::ModelError;
 use crate::image::write_grid;
 use crate::model::Model;
@@ -21,6 +24,7 @@ use crate::secure::{
     GuidanceRequest, PartyWeights, SampleOutcome, SampleRequest, Sampler, sample_in_process,
     write_share_files,
 };
+use cipherdm_transport_tcp::KeyPair;
 
 /// Options shared by `sample` and `plain-sample`.
 #[derive(Clone, Debug)]
@@ -167,6 +171,118 @@ pub fn secure_sample(o: &SampleOptions) -> Result<(), ModelError> {
     bar.finish_and_clear();
     write_grid(&o.out, &outcome.image, o.columns(labels.len()))?;
     print_summary(&outcome, steps, &o.out);
+    Ok(())
+}
+
+/// `cipherdm keygen`: a static key pair at `<out>.key` / `<out>.pub`.
+pub fn keygen(out: &Path) -> Result<(), ModelError> {
+    let kp = KeyPair::generate().map_err(|e| ModelError::Config(e.to_string()))?;
+    let with = |ext: &str| {
+        let mut p = out.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+    }
+    kp.save(&with(".key"))
+        .map_err(|e| ModelError::Config(e.to_string()))?;
+    let public = with(".pub");
+    std::fs::write(&public, format!("{}\n", kp.public)).map_err(|e| ModelError::io(&public, e))?;
+    eprintln!(
+        "wrote {} (secret) and {}",
+        with(".key").display(),
+        public.display()
+    );
+    println!("{}", kp.public);
+    Ok(())
+}
+
+/// `cipherdm party`: logs to stderr (`RUST_LOG` filters), stops on SIGTERM / SIGINT.
+pub fn party(config: &Path, id: usize) -> Result<(), ModelError> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| ModelError::Config(format!("installing a signal handler: {e}")))?;
+    }
+    crate::deploy::run_party(config, id, stop)
+}
+
+/// `cipherdm client sample`: one job on a deployment, written to `o.out`.
+pub fn client_sample(
+    o: &SampleOptions,
+    config: &Path,
+    client: Option<&str>,
+    share_seed: Option<u64>,
+    job_timeout: Duration,
+) -> Result<(), ModelError> {
+    let cfg = DeployConfig::load(config).map_err(|e| ModelError::Config(e.to_string()))?;
+    let entry = cfg
+        .client(client)
+        .map_err(|e| ModelError::Config(e.to_string()))?;
+    let model = crate::commands::model_architecture(&cfg.model)?;
+    let labels = o.label_list(&model)?;
+    parse_profile(&o.approx)?;
+    let spec = JobSpec {
+        job: [0; 16],
+        profile: o.approx.clone(),
+        ddim_steps: match o.sampler()? {
+            Sampler::Ddim(c) => Some(c.steps),
+            Sampler::Ddpm => None,
+        },
+        cfg: o.cfg,
+        seed: o.seed,
+        batch: labels.len(),
+    };
+    let steps = spec.ddim_steps.unwrap_or(1000);
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len}  {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let out = sample_remote(
+        &cfg,
+        entry,
+        spec,
+        &labels,
+        share_seed,
+        job_timeout,
+        &|p| match p {
+            Progress::Queued { ahead } => bar.set_message(format!("queued behind {ahead} job(s)")),
+            Progress::Step {
+                done,
+                bytes,
+                rounds,
+                ..
+            } => {
+                bar.set_position(done as u64);
+                bar.set_message(format!(
+                    "party 0: {} sent, {rounds} rounds",
+                    human_bytes(bytes)
+                ));
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    write_grid(&o.out, &out.image, o.columns(labels.len()))?;
+    eprintln!(
+        "wrote {} | servers {:.2} s | sent per party {} / {} / {} | {} rounds",
+        o.out.display(),
+        out.seconds,
+        human_bytes(out.bytes[0]),
+        human_bytes(out.bytes[1]),
+        human_bytes(out.bytes[2]),
+        out.rounds
+    );
     Ok(())
 }
 

@@ -36,6 +36,18 @@ pub fn classifier_path() -> PathBuf {
     weights_dir().join("classifier.safetensors")
 }
 
+/// A model's architecture by name (`tiny` or `mnist`), without weights: what a server
+/// needs besides its share file.
+pub fn model_architecture(name: &str) -> Result<Model, ModelError> {
+    match name {
+        "tiny" => Model::tiny(),
+        "mnist" => Model::unet2d(unet2d::Config::load(mnist_dir())?),
+        other => Err(ModelError::Config(format!(
+            "unknown model `{other}` (tiny, mnist)"
+        ))),
+    }
+}
+
 /// A shipped diffusion model by name (`tiny` or `mnist`) with its weights.
 pub fn shipped_model(name: &str) -> Result<(Model, Weights<f64>), ModelError> {
     load_model(name, None)

@@ -22,6 +22,9 @@ pub enum ModelError {
     /// An invalid option or configuration value.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A deployment's link, peer or client failed (network, handshake, protocol).
+    #[error("{0}")]
+    Network(String),
     /// A file-system error, with the path it concerned.
     #[error("{path}: {source}")]
     Io {

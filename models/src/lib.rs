@@ -15,6 +15,7 @@ pub mod backend;
 pub mod classifier;
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod error;
 pub mod graph;
 pub mod image;

@@ -143,6 +143,27 @@ enum Command {
     },
     /// Test-set accuracy of the shipped classifier.
     EvalClassifier,
+    /// Make a static key pair for a party or a client: writes `<OUT>.key` (secret, mode
+    /// 0600) and `<OUT>.pub`, and prints the public key for `deploy.toml`.
+    Keygen {
+        /// Path prefix of the key files.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run one party of a deployment: serve clients' jobs until SIGTERM.
+    Party {
+        /// The deployment config.
+        #[arg(long, default_value = "deploy.toml")]
+        config: PathBuf,
+        /// This party's id (0, 1 or 2).
+        #[arg(long)]
+        id: usize,
+    },
+    /// The user's side of a deployment.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
     /// Regenerate docs/RESULTS.md (approximation-quality table and PNG grids).
     Results {
         /// Samples per row.
@@ -154,6 +175,55 @@ enum Command {
         /// Output folder (RESULTS.md and PNGs).
         #[arg(long, default_value = "docs")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Sample on the deployment's three parties: share the labels, collect the three
+    /// output shares, reconstruct, write the PNG.
+    Sample {
+        /// The deployment config.
+        #[arg(long, default_value = "deploy.toml")]
+        config: PathBuf,
+        /// Which `[[client]]` (default: the only one).
+        #[arg(long)]
+        client: Option<String>,
+        /// The digit to draw.
+        #[arg(long, conflicts_with = "labels")]
+        label: Option<usize>,
+        /// Several digits, comma-separated, one image each.
+        #[arg(long)]
+        labels: Option<String>,
+        /// Images per digit.
+        #[arg(long, default_value_t = 1)]
+        grid: usize,
+        /// DDIM steps.
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        /// Approximation profile: `accurate`, `precise`, `loose`, `cipherdm`.
+        #[arg(long, alias = "profile", default_value = "accurate")]
+        approx: String,
+        /// Classifier-free guidance weight (score guidance needs the model owner online
+        /// and is not offered by the party daemon).
+        #[arg(long)]
+        cfg: Option<f64>,
+        /// `ddim` or `ddpm`.
+        #[arg(long, default_value = "ddim")]
+        sampler: String,
+        /// Public seed of the initial noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output PNG.
+        #[arg(long, default_value = "digit.png")]
+        out: PathBuf,
+        /// Longest wait for a party's next message, in seconds (covers queueing).
+        #[arg(long, default_value_t = 600)]
+        job_timeout: u64,
+        /// Share the labels with a seeded RNG instead of fresh randomness: the servers'
+        /// shares become predictable. For reproducibility tests only.
+        #[arg(long, hide = true)]
+        insecure_share_seed: Option<u64>,
     },
 }
 
@@ -178,6 +248,52 @@ fn main() -> ExitCode {
             init,
         } => commands::train(&model, steps, batch, lr, seed, out, init),
         Command::EvalClassifier => commands::eval_classifier(),
+        Command::Keygen { out } => cli::keygen(&out),
+        Command::Party { config, id } => cli::party(&config, id),
+        Command::Client {
+            command:
+                ClientCommand::Sample {
+                    config,
+                    client,
+                    label,
+                    labels,
+                    grid,
+                    steps,
+                    approx,
+                    cfg,
+                    sampler,
+                    seed,
+                    out,
+                    job_timeout,
+                    insecure_share_seed,
+                },
+        } => {
+            let o = cli::SampleOptions {
+                model: String::new(),
+                labels: match (label, labels) {
+                    (Some(l), _) => l.to_string(),
+                    (None, Some(ls)) => ls,
+                    (None, None) => String::new(),
+                },
+                grid,
+                steps,
+                approx,
+                guidance: 0.0,
+                cfg,
+                sampler,
+                seed,
+                out,
+                weights: None,
+                shares: None,
+            };
+            cli::client_sample(
+                &o,
+                &config,
+                client.as_deref(),
+                insecure_share_seed,
+                std::time::Duration::from_secs(job_timeout.clamp(1, 86_400)),
+            )
+        }
         Command::Results {
             samples,
             models,

@@ -16,6 +16,7 @@ pub mod share_file;
 pub use backend::SecureBackend;
 pub use sampler::{SecureGuidance, StepReport, secure_ddim, secure_ddpm};
 pub use session::{
-    GuidanceRequest, PartyWeights, SampleOutcome, SampleRequest, Sampler, sample_in_process,
+    GuidanceRequest, PartyWeights, SampleOutcome, SampleRequest, Sampler, ServerJob, ServerOutput,
+    sample_in_process, serve_sample, user_rng,
 };
 pub use share_file::{ShareFileError, ShareFileSource, write_share_files};

@@ -85,6 +85,89 @@ pub struct SampleRequest {
     pub seed: u64,
 }
 
+impl SampleRequest {
+    /// The public part the servers run: everything but the labels.
+    pub fn server_job(&self) -> ServerJob {
+        ServerJob {
+            model: self.model.clone(),
+            profile: self.profile,
+            sampler: self.sampler.clone(),
+            seed: self.seed,
+        }
+    }
+}
+
+/// What a server knows of a job: model, profile, sampler and the public noise seed (the
+/// labels reach it only as shares).
+#[derive(Clone, Debug)]
+pub struct ServerJob {
+    /// The model (public architecture).
+    pub model: Model,
+    /// Approximation profile of the nonlinear layers.
+    pub profile: Profile,
+    /// DDIM or DDPM.
+    pub sampler: Sampler,
+    /// Public seed of the initial noise.
+    pub seed: u64,
+}
+
+/// One server's result: its two components of the image, the image shape, its cost.
+#[derive(Clone, Debug)]
+pub struct ServerOutput {
+    /// Components `i` and `i + 1` of the image, for the user.
+    pub image: (Vec<u64>, Vec<u64>),
+    /// `(batch, channels, height, width)`.
+    pub shape: Shape,
+    /// This server's cost over the sample (set-up excluded).
+    pub cost: Cost,
+}
+
+/// One server's whole sample with weight shares read from its share file: what the
+/// party daemon runs for each job (`on_step` after every denoising step).
+#[allow(clippy::too_many_arguments)]
+pub fn serve_sample<T: cipherdm_kernel::Transport>(
+    p: &mut cipherdm_kernel::Party<T>,
+    job: &ServerJob,
+    shares: &std::path::Path,
+    model_id: &str,
+    labels: &ArithShare<u64>,
+    guidance: &SecureGuidance,
+    on_step: &dyn Fn(&StepReport),
+) -> Result<ServerOutput, ModelError> {
+    let fixed = p.fixed();
+    let before = *p.costs().total();
+    let out = party_sample(
+        p,
+        job,
+        PartySource::File {
+            path: shares.to_path_buf(),
+            model_id: model_id.to_string(),
+        },
+        labels,
+        guidance,
+        fixed,
+        on_step,
+    )?;
+    Ok(ServerOutput {
+        image: out.image,
+        shape: out.shape,
+        cost: p.costs().total().since(&before),
+    })
+}
+
+/// The user's randomness for sharing its labels: fresh from the OS, or — for
+/// reproducibility tests only — from a public seed.
+pub fn user_rng(seed: Option<u64>) -> Result<ChaCha12Rng, ModelError> {
+    match seed {
+        Some(s) => {
+            let mut rng = ChaCha12Rng::seed_from_u64(s);
+            rng.set_stream(0x75736572); // "user": apart from the parties' PRSS streams
+            Ok(rng)
+        }
+        None => fresh_rng(),
+    }
+}
+
 /// What a secure sample produced and cost.
 #[derive(Clone, Debug)]
 pub struct SampleOutcome {
@@ -204,7 +287,7 @@ pub fn sample_in_process(
 ) -> Result<SampleOutcome, ModelError> {
     let model = &request.model;
     let fixed = transport.fixed;
-    let mut rng = fresh_rng()?;
+    let mut rng = user_rng(transport.seed)?;
     let labels = user_label_shares(model, &request.labels, fixed, &mut rng)?;
     let b = request.labels.len();
     let mut unconditional: [Option<Vec<ArithShare<u64>>>; 3] = Default::default();
@@ -254,6 +337,8 @@ pub fn sample_in_process(
         [(s0, l0, u0), (s1, l1, u1), (s2, l2, u2)]
     };
     let start = Instant::now();
+    let job = request.server_job();
+    let job = &job;
     let results = run3_with(transport, inputs, |p, (w, label, unc)| {
         let guidance = match (request.guidance, unc, guidance_eta) {
             (GuidanceRequest::ClassifierFree(w), _, _) => SecureGuidance::ClassifierFree { w },
@@ -266,9 +351,7 @@ pub fn sample_in_process(
                 on_step(r)
             }
         };
-        Ok(party_sample(
-            p, request, w, &label, &guidance, fixed, &report,
-        ))
+        Ok(party_sample(p, job, w, &label, &guidance, fixed, &report))
     });
     let wall = start.elapsed();
     let mut outs = Vec::with_capacity(3);
@@ -313,7 +396,7 @@ struct PartyOutput {
 
 fn party_sample<T: cipherdm_kernel::Transport>(
     p: &mut cipherdm_kernel::Party<T>,
-    request: &SampleRequest,
+    request: &ServerJob,
     weights: PartySource,
     labels: &ArithShare<u64>,
     guidance: &SecureGuidance,
@@ -362,7 +445,7 @@ fn party_sample<T: cipherdm_kernel::Transport>(
 
 fn run_sampler<T: cipherdm_kernel::Transport, W>(
     backend: &mut SecureBackend<'_, T, W>,
-    request: &SampleRequest,
+    request: &ServerJob,
     schedule: &Schedule,
     labels: &ArithShare<u64>,
     guidance: &SecureGuidance,

@@ -1,0 +1,563 @@
+//! `cipherdm party`: one server of a deployment as a long-running process.
+//!
+//! - An **acceptor thread** takes every connection on the listen address, runs the Noise
+//!   handshake (only pinned keys pass) and the session hello (mismatches are refused with
+//!   both values named), then hands party links to the mesh and client jobs to the queue.
+//!   A stranger, a wrong session or garbage is logged and dropped; the acceptor goes on.
+//! - The **main loop** connects to the two peers (dials lower ids, is dialled by higher
+//!   ids), then serves jobs one after another: party 0 takes the next job from its queue
+//!   and announces its id and the digest of its public spec; the others find the same job
+//!   in their own queue (sent by the client to each) and confirm; all three run it or
+//!   all three skip it. Each job starts with fresh PRSS keys.
+//! - A failed link fails the job (the client gets the reason) and the party reconnects
+//!   to its peers, retrying until they are back. SIGTERM or SIGINT stops it between
+//!   jobs (or while waiting for peers).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+use cipherdm_kernel::party::seeded_entropy;
+use cipherdm_kernel::{ArithShare, FixedPoint, Party, PartyId, Shape, Transport};
+use cipherdm_transport_tcp::hello::{self, Hello, Role};
+use cipherdm_transport_tcp::{Channel, KeyPair, Mode, PublicKey, TcpTransport};
+use rand_chacha::ChaCha12Rng;
+use rand_core::SeedableRng;
+use tracing::{error, info, warn};
+
+use super::config::{ConfigError, DeployConfig};
+use super::jobs::{ANNOUNCE_LEN, JobRequest, PartyReply, REQUEST_MAX, announce};
+use crate::commands::model_architecture;
+use crate::error::ModelError;
+use crate::model::Model;
+use crate::secure::share_file::architecture_hash;
+use crate::secure::{SecureGuidance, ServerJob, ShareFileSource, serve_sample};
+
+/// Most handshakes in progress at once (a flood of connections cannot exhaust threads).
+const MAX_HANDSHAKES: usize = 16;
+/// Most jobs a non-leader keeps waiting for party 0's announcement.
+const MAX_PENDING: usize = 64;
+/// How often idle loops look at the shutdown flag.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A client's job waiting to run.
+struct Job {
+    request: JobRequest,
+    client: Channel,
+}
+
+/// Everything a party loads at start.
+struct Server {
+    cfg: DeployConfig,
+    me: PartyId,
+    key: KeyPair,
+    model: Model,
+    hello: Hello,
+    fixed: FixedPoint,
+    shutdown: Arc<AtomicBool>,
+}
+
+fn config_error(cfg: &DeployConfig, field: String, message: String) -> ModelError {
+    ModelError::Config(
+        ConfigError {
+            file: cfg.file.display().to_string(),
+            field,
+            message,
+        }
+        .to_string(),
+    )
+}
+
+/// Runs party `id` of the deployment in `config` until `shutdown` is set.
+pub fn run_party(
+    config: &std::path::Path,
+    id: usize,
+    shutdown: Arc<AtomicBool>,
+) -> Result<(), ModelError> {
+    let cfg = DeployConfig::load(config).map_err(|e| ModelError::Config(e.to_string()))?;
+    let me = PartyId::new(id)
+        .ok_or_else(|| ModelError::Config(format!("--id {id}: parties are 0, 1 and 2")))?;
+    let entry = cfg.parties[id].clone();
+    let key = KeyPair::load(&entry.secret_key)
+        .map_err(|e| config_error(&cfg, format!("party[{id}].secret_key"), e.to_string()))?;
+    if key.public != entry.public_key {
+        return Err(config_error(
+            &cfg,
+            format!("party[{id}].secret_key"),
+            "does not belong to the pinned public_key".into(),
+        ));
+    }
+    let model = model_architecture(&cfg.model)?;
+    let fixed = FixedPoint::default();
+    // Check the share file now, not at the first job.
+    ShareFileSource::open(&entry.shares, me, &model.graph, &cfg.model, fixed)
+        .map_err(|e| config_error(&cfg, format!("party[{id}].shares"), e.to_string()))?;
+    if cfg.link.mode == Mode::Plaintext {
+        warn!("plaintext links: shares cross the network unencrypted (benchmarks only)");
+    }
+    if let Some(seed) = cfg.insecure_seed {
+        warn!(
+            seed,
+            "insecure_seed is set: PRSS keys are public (tests only)"
+        );
+    }
+    let listener = TcpListener::bind(&entry.listen)
+        .map_err(|e| config_error(&cfg, format!("party[{id}].listen"), e.to_string()))?;
+    info!(party = id, listen = %entry.listen, session = %cfg.session, model = %cfg.model, "party up");
+    let hello = Hello::new(
+        &cfg.session,
+        Role::Party(id as u8),
+        64,
+        fixed.frac_bits(),
+        &cfg.model,
+        architecture_hash(&model.graph),
+    );
+    let server = Arc::new(Server {
+        cfg,
+        me,
+        key,
+        model,
+        hello,
+        fixed,
+        shutdown,
+    });
+    let (peer_tx, peer_rx) = channel();
+    let (job_tx, job_rx) = channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let acceptor = {
+        let server = Arc::clone(&server);
+        let queued = Arc::clone(&queued);
+        std::thread::spawn(move || accept_loop(&server, listener, peer_tx, job_tx, queued))
+    };
+    let mut pending: Vec<Job> = Vec::new();
+    while !server.stopping() {
+        let transport = match server.mesh(&peer_rx) {
+            Ok(Some(t)) => t,
+            Ok(None) => break,
+            Err(e) => {
+                warn!("connecting to the peers failed: {e}; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        info!("linked to both peers");
+        match server.serve(transport, &job_rx, &mut pending, &queued) {
+            Ok(()) => break,
+            Err(e) => warn!("peer link lost: {e}; reconnecting"),
+        }
+    }
+    info!("shutting down");
+    let _ = acceptor.join();
+    Ok(())
+}
+
+fn role_of(cfg: &DeployConfig, key: &PublicKey) -> Option<Role> {
+    if let Some(p) = cfg.parties.iter().find(|p| p.public_key == *key) {
+        return Some(Role::Party(p.id as u8));
+    }
+    cfg.clients
+        .iter()
+        .any(|c| c.public_key == *key)
+        .then_some(Role::Client)
+}
+
+fn accept_loop(
+    server: &Arc<Server>,
+    listener: TcpListener,
+    peers: Sender<(PartyId, Channel)>,
+    jobs: Sender<Job>,
+    queued: Arc<AtomicUsize>,
+) {
+    if let Err(e) = listener.set_nonblocking(true) {
+        error!("listener: {e}");
+        return;
+    }
+    let busy = Arc::new(AtomicUsize::new(0));
+    while !server.stopping() {
+        let (stream, addr) = match listener.accept() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            Err(e) => {
+                warn!("accept: {e}");
+                std::thread::sleep(TICK);
+                continue;
+            }
+        };
+        if busy.load(Ordering::Relaxed) >= MAX_HANDSHAKES {
+            warn!(%addr, "too many handshakes in progress; dropped");
+            continue;
+        }
+        if stream.set_nonblocking(false).is_err() {
+            continue;
+        }
+        busy.fetch_add(1, Ordering::Relaxed);
+        let (server, peers, jobs, queued, busy) = (
+            Arc::clone(server),
+            peers.clone(),
+            jobs.clone(),
+            Arc::clone(&queued),
+            Arc::clone(&busy),
+        );
+        std::thread::spawn(move || {
+            if let Err(e) = admit(&server, stream, &peers, &jobs, &queued) {
+                warn!(%addr, "refused: {e}");
+            }
+            busy.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Handshake, hello and (for a client) its job request.
+fn admit(
+    server: &Server,
+    stream: std::net::TcpStream,
+    peers: &Sender<(PartyId, Channel)>,
+    jobs: &Sender<Job>,
+    queued: &AtomicUsize,
+) -> Result<(), ModelError> {
+    let cfg = &server.cfg;
+    let link = |e: cipherdm_transport_tcp::LinkError| ModelError::Network(e.to_string());
+    let mut ch = Channel::accept(
+        stream,
+        &server.key,
+        &|k| role_of(cfg, k).is_some_and(|r| r != Role::Party(server.me.index() as u8)),
+        &cfg.link,
+    )
+    .map_err(link)?;
+    let role = role_of(cfg, ch.peer_key()).expect("accepted keys are pinned");
+    hello::respond(&mut ch, &server.hello, role).map_err(link)?;
+    match role {
+        Role::Party(j) if (j as usize) > server.me.index() => {
+            let _ = peers.send((PartyId::ALL[j as usize], ch));
+        }
+        Role::Party(j) => {
+            return Err(ModelError::Network(format!(
+                "party {j} dialled us, but lower ids are dialled by higher ones"
+            )));
+        }
+        Role::Client => {
+            let bytes = ch.recv(REQUEST_MAX).map_err(link)?;
+            let checked = postcard::from_bytes::<JobRequest>(&bytes)
+                .map_err(|e| ModelError::Config(format!("malformed job request: {e}")))
+                .and_then(|r| {
+                    r.spec.check(&server.model, cfg.max_batch)?;
+                    let n = r.spec.batch * server.model.classes();
+                    if r.labels.0.len() != n || r.labels.1.len() != n {
+                        return Err(ModelError::Config(format!(
+                            "label share of {} and {} values, expected {n}",
+                            r.labels.0.len(),
+                            r.labels.1.len()
+                        )));
+                    }
+                    Ok(r)
+                });
+            match checked {
+                Ok(request) => {
+                    let ahead = queued.fetch_add(1, Ordering::Relaxed);
+                    send_reply(&mut ch, &PartyReply::Queued { ahead });
+                    info!(job = %hex(&request.spec.job), ahead, "job queued");
+                    let _ = jobs.send(Job {
+                        request,
+                        client: ch,
+                    });
+                }
+                Err(e) => {
+                    send_reply(&mut ch, &PartyReply::Failed(e.to_string()));
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn send_reply(ch: &mut Channel, reply: &PartyReply) {
+    match postcard::to_allocvec(reply) {
+        Ok(bytes) => {
+            if let Err(e) = ch.send(&bytes) {
+                warn!("could not reach the client: {e}");
+            }
+        }
+        Err(e) => error!("encoding a reply: {e}"),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Server {
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Links to both peers, or `None` on shutdown.
+    fn mesh(
+        &self,
+        peer_rx: &Receiver<(PartyId, Channel)>,
+    ) -> Result<Option<TcpTransport>, ModelError> {
+        let link = |e: cipherdm_transport_tcp::LinkError| ModelError::Network(e.to_string());
+        let mut links: Vec<(PartyId, Channel)> = Vec::with_capacity(2);
+        for j in 0..self.me.index() {
+            let p = &self.cfg.parties[j];
+            let mut ch = Channel::connect(&p.address, &self.key, &p.public_key, &self.cfg.link)
+                .map_err(|e| ModelError::Network(format!("party {j} at {}: {e}", p.address)))?;
+            hello::initiate(&mut ch, &self.hello, Role::Party(j as u8)).map_err(link)?;
+            links.push((PartyId::ALL[j], ch));
+        }
+        let deadline = Instant::now() + self.cfg.link.connect_deadline;
+        while links.len() < 2 {
+            if self.stopping() {
+                return Ok(None);
+            }
+            match peer_rx.recv_timeout(TICK) {
+                Ok((j, ch)) => {
+                    // A newer link from the same peer replaces an older one.
+                    links.retain(|(k, _)| *k != j);
+                    links.push((j, ch));
+                }
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(_) => {
+                    return Err(ModelError::Network(format!(
+                        "no link from the higher parties within {:?}",
+                        self.cfg.link.connect_deadline
+                    )));
+                }
+            }
+        }
+        TcpTransport::new(self.me, links, self.cfg.link.timeout)
+            .map(Some)
+            .map_err(link)
+    }
+
+    /// Serves jobs until shutdown (`Ok`) or a link failure (`Err`).
+    fn serve(
+        &self,
+        mut transport: TcpTransport,
+        jobs: &Receiver<Job>,
+        pending: &mut Vec<Job>,
+        queued: &AtomicUsize,
+    ) -> Result<(), ModelError> {
+        let net = |e: cipherdm_kernel::TransportError| ModelError::Network(e.to_string());
+        let (p1, p2) = (PartyId::P1, PartyId::P2);
+        loop {
+            // 1. Agree on the next job.
+            let (job, go) = if self.me == PartyId::P0 {
+                let job = loop {
+                    if self.stopping() {
+                        return Ok(());
+                    }
+                    match jobs.recv_timeout(TICK) {
+                        Ok(j) => break j,
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                    }
+                };
+                queued.fetch_sub(1, Ordering::Relaxed);
+                let a = announce(&job.request.spec);
+                transport.send(p1, &a).map_err(net)?;
+                transport.send(p2, &a).map_err(net)?;
+                transport.flush().map_err(net)?;
+                let mut v1 = [0u8; 1];
+                let mut v2 = [0u8; 1];
+                transport.recv(p1, &mut v1).map_err(net)?;
+                transport.recv(p2, &mut v2).map_err(net)?;
+                let go = v1[0] == 1 && v2[0] == 1;
+                transport.send(p1, &[go as u8]).map_err(net)?;
+                transport.send(p2, &[go as u8]).map_err(net)?;
+                transport.flush().map_err(net)?;
+                (Some(job), go)
+            } else {
+                loop {
+                    if self.stopping() {
+                        return Ok(());
+                    }
+                    if transport.wait_for_input(PartyId::P0, TICK).map_err(net)? {
+                        break;
+                    }
+                }
+                let mut a = [0u8; ANNOUNCE_LEN];
+                transport.recv(PartyId::P0, &mut a).map_err(net)?;
+                let job = self.find_job(jobs, pending, &a, queued);
+                let ok = job.is_some();
+                transport.send(PartyId::P0, &[ok as u8]).map_err(net)?;
+                transport.flush().map_err(net)?;
+                let mut go = [0u8; 1];
+                transport.recv(PartyId::P0, &mut go).map_err(net)?;
+                (job, go[0] == 1)
+            };
+            let Some(mut job) = job else {
+                warn!("the announced job did not arrive from its client; skipped");
+                continue;
+            };
+            let id = hex(&job.request.spec.job);
+            if !go {
+                warn!(job = %id, "not every party has this job; skipped");
+                send_reply(
+                    &mut job.client,
+                    &PartyReply::Failed("the three parties did not receive the same job".into()),
+                );
+                continue;
+            }
+            // 2. Run it with fresh PRSS keys.
+            info!(job = %id, batch = job.request.spec.batch, "job started");
+            let start = Instant::now();
+            let outcome = self.run_job(transport, &mut job);
+            match outcome {
+                Ok((t, out)) => {
+                    transport = t;
+                    let secs = start.elapsed().as_secs_f64();
+                    info!(job = %id, seconds = secs, bytes = out.cost.bytes_total(), rounds = out.cost.rounds, "job done");
+                    send_reply(
+                        &mut job.client,
+                        &PartyReply::Done {
+                            image: out.image,
+                            shape: out.shape.dims().to_vec(),
+                            bytes: out.cost.bytes_total(),
+                            rounds: out.cost.rounds,
+                            seconds: secs,
+                        },
+                    );
+                }
+                Err(e) => {
+                    error!(job = %id, "job failed: {e}");
+                    send_reply(
+                        &mut job.client,
+                        &PartyReply::Failed(format!("{} failed: {e}", self.me)),
+                    );
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Waits (up to the link timeout) for the announced job to arrive from its client.
+    fn find_job(
+        &self,
+        jobs: &Receiver<Job>,
+        pending: &mut Vec<Job>,
+        a: &[u8; ANNOUNCE_LEN],
+        queued: &AtomicUsize,
+    ) -> Option<Job> {
+        let deadline = Instant::now() + self.cfg.link.timeout;
+        loop {
+            if let Some(at) = pending
+                .iter()
+                .position(|j| announce(&j.request.spec)[..16] == a[..16])
+            {
+                let mut job = pending.remove(at);
+                queued.fetch_sub(1, Ordering::Relaxed);
+                if announce(&job.request.spec) != *a {
+                    send_reply(
+                        &mut job.client,
+                        &PartyReply::Failed(format!(
+                            "{} received different job parameters than party 0",
+                            self.me
+                        )),
+                    );
+                    return None;
+                }
+                return Some(job);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            match jobs.recv_timeout(left.min(TICK)) {
+                Ok(j) => {
+                    pending.push(j);
+                    // Jobs party 0 never announces (sent to this party only) cannot pile up.
+                    if pending.len() > MAX_PENDING {
+                        let mut old = pending.remove(0);
+                        queued.fetch_sub(1, Ordering::Relaxed);
+                        send_reply(
+                            &mut old.client,
+                            &PartyReply::Failed("dropped: party 0 never announced it".into()),
+                        );
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    fn run_job(
+        &self,
+        transport: TcpTransport,
+        job: &mut Job,
+    ) -> Result<(TcpTransport, crate::secure::ServerOutput), ModelError> {
+        let spec = &job.request.spec;
+        let server_job = ServerJob {
+            model: self.model.clone(),
+            profile: crate::cli::parse_profile(&spec.profile)?,
+            sampler: spec.sampler(),
+            seed: spec.seed,
+        };
+        let guidance = match spec.cfg {
+            Some(w) => SecureGuidance::ClassifierFree { w },
+            None => SecureGuidance::None,
+        };
+        let shape = Shape::new(&[spec.batch, self.model.classes()])?;
+        let (l0, l1) = job.request.labels.clone();
+        let labels = ArithShare::from_components(l0, l1, shape)?;
+        let mut party = match self.cfg.insecure_seed {
+            Some(s) => Party::setup(
+                self.me,
+                transport,
+                self.fixed,
+                &mut seeded_entropy(s, self.me),
+            ),
+            None => {
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key)
+                    .map_err(|e| ModelError::Config(format!("no OS randomness: {e}")))?;
+                Party::setup(
+                    self.me,
+                    transport,
+                    self.fixed,
+                    &mut ChaCha12Rng::from_seed(key),
+                )
+            }
+        }
+        .map_err(|e| ModelError::Network(format!("session set-up: {e}")))?;
+        let me = self.me;
+        let client = std::cell::RefCell::new(&mut job.client);
+        let report = |r: &crate::secure::StepReport| {
+            if me == PartyId::P0 {
+                send_reply(
+                    &mut client.borrow_mut(),
+                    &PartyReply::Step {
+                        done: r.done,
+                        steps: r.steps,
+                        bytes: r.cost.bytes_total(),
+                        rounds: r.cost.rounds,
+                    },
+                );
+            }
+            info!(
+                step = r.done,
+                of = r.steps,
+                bytes = r.cost.bytes_total(),
+                rounds = r.cost.rounds,
+                "step"
+            );
+        };
+        let entry = &self.cfg.parties[me.index()];
+        let out = serve_sample(
+            &mut party,
+            &server_job,
+            &entry.shares,
+            &self.cfg.model,
+            &labels,
+            &guidance,
+            &report,
+        )?;
+        Ok((party.into_transport(), out))
+    }
+}

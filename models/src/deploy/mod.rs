@@ -1,0 +1,19 @@
+//! Deployment: three party processes on separate hosts and the clients that use them.
+//!
+//! - [`config`]: `deploy.toml` (parties, pinned keys, share files, clients, limits);
+//! - [`jobs`]: client ↔ party messages and what the parties agree on per job;
+//! - [`daemon`]: `cipherdm party`, one server as a long-running process;
+//! - [`client`]: `cipherdm client sample`, the user's side.
+//!
+//! Links are `cipherdm-transport-tcp`'s: Noise `IK` with the config's pinned keys, then
+//! the session hello, then the mio data plane.
+
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod jobs;
+
+pub use client::{Progress, RemoteOutcome, sample_remote};
+pub use config::{ConfigError, DeployConfig};
+pub use daemon::run_party;
+pub use jobs::JobSpec;

@@ -1,0 +1,325 @@
+//! Three `cipherdm party` OS processes on 127.0.0.1 and a client: the same image as the
+//! in-process run bit for bit, strangers refused while the daemons keep serving, a killed
+//! party failing the job cleanly, config errors naming their field.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc::channel;
+use std::time::{Duration, Instant};
+
+use cipherdm_kernel::FixedPoint;
+use cipherdm_kernel::approx::Profile;
+use cipherdm_models::commands::shipped_model;
+use cipherdm_models::deploy::{DeployConfig, JobSpec, Progress, sample_remote};
+use cipherdm_models::schedule::DdimConfig;
+use cipherdm_models::secure::{
+    GuidanceRequest, PartyWeights, SampleRequest, Sampler, sample_in_process, write_share_files,
+};
+use cipherdm_transport_mem::MemConfig;
+use cipherdm_transport_tcp::hello::{self, Hello, Role};
+use cipherdm_transport_tcp::{Channel, KeyPair, LinkConfig};
+
+/// The deployments use fixed resources (CPU above all): one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const BIN: &str = env!("CARGO_BIN_EXE_cipherdm");
+const SEED: u64 = 11;
+
+struct Deployment {
+    dir: PathBuf,
+    config: PathBuf,
+    parties: [Option<Child>; 3],
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for c in self.parties.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn keygen(path: &Path) -> String {
+    let out = Command::new(BIN)
+        .args(["keygen", "--out"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+impl Deployment {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("cdm-deploy-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("keys")).unwrap();
+        let (model, weights) = shipped_model("tiny").unwrap();
+        write_share_files(
+            &model.graph,
+            &weights,
+            "tiny",
+            FixedPoint::default(),
+            &dir.join("shares"),
+            "tiny",
+            Some([3; 32]),
+        )
+        .unwrap();
+        let mut toml = format!(
+            "session = \"test-{tag}\"\nmodel = \"tiny\"\ntimeout_ms = 4000\nconnect_deadline_ms = 30000\ninsecure_seed = {SEED}\n"
+        );
+        for i in 0..3 {
+            let public = keygen(&dir.join(format!("keys/p{i}")));
+            toml += &format!(
+                "\n[[party]]\nid = {i}\naddress = \"127.0.0.1:{}\"\npublic_key = \"{public}\"\nsecret_key = \"keys/p{i}.key\"\nshares = \"shares/tiny.p{i}.shares\"\n",
+                free_port()
+            );
+        }
+        let public = keygen(&dir.join("keys/alice"));
+        toml += &format!(
+            "\n[[client]]\nname = \"alice\"\npublic_key = \"{public}\"\nsecret_key = \"keys/alice.key\"\n"
+        );
+        let config = dir.join("deploy.toml");
+        std::fs::write(&config, toml).unwrap();
+        let mut d = Deployment {
+            dir,
+            config,
+            parties: [None, None, None],
+        };
+        for i in 0..3 {
+            d.start(i);
+        }
+        d
+    }
+
+    fn start(&mut self, i: usize) {
+        let child = Command::new(BIN)
+            .args(["party", "--id", &i.to_string(), "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.parties[i] = Some(child);
+    }
+
+    fn alive(&mut self, i: usize) -> bool {
+        matches!(
+            self.parties[i].as_mut().map(|c| c.try_wait()),
+            Some(Ok(None))
+        )
+    }
+
+    fn cfg(&self) -> DeployConfig {
+        DeployConfig::load(&self.config).unwrap()
+    }
+}
+
+fn spec(steps: usize, seed: u64) -> JobSpec {
+    JobSpec {
+        job: [0; 16],
+        profile: "accurate".into(),
+        ddim_steps: Some(steps),
+        cfg: None,
+        seed,
+        batch: 0,
+    }
+}
+
+#[test]
+fn three_processes_give_the_in_process_image_bit_for_bit_and_refuse_strangers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::new("same");
+    let cfg = d.cfg();
+    let labels = [1usize, 0];
+    let remote = sample_remote(
+        &cfg,
+        cfg.client(None).unwrap(),
+        spec(3, 4),
+        &labels,
+        Some(SEED),
+        Duration::from_secs(120),
+        &|_| {},
+    )
+    .unwrap();
+
+    let (model, _) = shipped_model("tiny").unwrap();
+    let local = sample_in_process(
+        &SampleRequest {
+            model,
+            profile: Profile::Accurate,
+            labels: labels.to_vec(),
+            sampler: Sampler::Ddim(DdimConfig {
+                steps: 3,
+                ..DdimConfig::cipherdm()
+            }),
+            guidance: GuidanceRequest::None,
+            seed: 4,
+        },
+        PartyWeights::Files {
+            paths: [0, 1, 2].map(|i| d.dir.join(format!("shares/tiny.p{i}.shares"))),
+            model_id: "tiny".into(),
+        },
+        None,
+        &MemConfig {
+            seed: Some(SEED),
+            ..MemConfig::default()
+        },
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(remote.image.shape(), local.image.shape());
+    let same = remote
+        .image
+        .data()
+        .iter()
+        .zip(local.image.data())
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(same, "TCP deployment and in-process run differ");
+    assert_eq!(
+        remote.bytes[0],
+        local.costs[0].bytes_total() - 64,
+        "the same protocol traffic (party 0's set-up excluded on the daemon's side)"
+    );
+
+    // Strangers: an unpinned key, garbage bytes, a pinned client with the wrong session.
+    let p0 = &cfg.parties[0];
+    let stranger = KeyPair::generate().unwrap();
+    let link = LinkConfig {
+        timeout: Duration::from_secs(5),
+        connect_deadline: Duration::from_secs(5),
+        ..LinkConfig::default()
+    };
+    let refused =
+        Channel::connect(&p0.address, &stranger, &p0.public_key, &link).and_then(|mut ch| {
+            let h = Hello::new("x", Role::Client, 64, 18, "tiny", [0; 32]);
+            hello::initiate(&mut ch, &h, Role::Party(0)).map(|_| ())
+        });
+    assert!(refused.is_err());
+    let mut g = TcpStream::connect(&p0.address).unwrap();
+    g.write_all(&[0xffu8; 4096]).unwrap();
+    let mut sink = Vec::new();
+    let _ = g.read_to_end(&mut sink);
+    let alice = KeyPair::load(&d.dir.join("keys/alice.key")).unwrap();
+    let mut ch = Channel::connect(&p0.address, &alice, &p0.public_key, &link).unwrap();
+    let wrong = Hello::new("another-session", Role::Client, 64, 18, "tiny", [0; 32]);
+    let e = hello::initiate(&mut ch, &wrong, Role::Party(0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`test-same`") && e.contains("`another-session`"),
+        "{e}"
+    );
+    // ... and the daemons still serve.
+    let again = sample_remote(
+        &cfg,
+        cfg.client(None).unwrap(),
+        spec(1, 5),
+        &[1],
+        None,
+        Duration::from_secs(120),
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(again.image.shape(), &[1, 1, 28, 28]);
+}
+
+#[test]
+fn a_killed_party_fails_the_job_within_the_timeout_and_service_resumes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut d = Deployment::new("kill");
+    let cfg = d.cfg();
+    let (tx, rx) = channel();
+    let client = {
+        let cfg = cfg.clone();
+        std::thread::spawn(move || {
+            let r = sample_remote(
+                &cfg,
+                cfg.client(None).unwrap(),
+                spec(50, 6),
+                &[0],
+                None,
+                Duration::from_secs(120),
+                &|p| {
+                    if let Progress::Step { .. } = p {
+                        let _ = tx.send(());
+                    }
+                },
+            );
+            (r, Instant::now())
+        })
+    };
+    // Kill party 2 once the job is under way.
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("the job started");
+    let killed_at = Instant::now();
+    d.parties[2].as_mut().unwrap().kill().unwrap();
+    d.parties[2].as_mut().unwrap().wait().unwrap();
+    let (result, ended) = client.join().unwrap();
+    let e = result
+        .expect_err("the job cannot finish without party 2")
+        .to_string();
+    assert!(
+        ended.duration_since(killed_at) < cfg.link.timeout * 3,
+        "the client waited {:?}",
+        ended.duration_since(killed_at)
+    );
+    assert!(e.contains("party"), "{e}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(d.alive(0) && d.alive(1), "the surviving parties exited");
+    // Party 2 comes back: the others reconnect and serve the next job.
+    d.start(2);
+    let again = sample_remote(
+        &cfg,
+        cfg.client(None).unwrap(),
+        spec(1, 7),
+        &[1],
+        None,
+        Duration::from_secs(120),
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(again.image.shape(), &[1, 1, 28, 28]);
+}
+
+#[test]
+fn a_party_with_a_missing_key_file_names_the_field() {
+    let dir = std::env::temp_dir().join(format!("cdm-deploy-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = "ab".repeat(32);
+    let mut toml = "session = \"s\"\nmodel = \"tiny\"\n".to_string();
+    for i in 0..3 {
+        toml += &format!(
+            "[[party]]\nid = {i}\naddress = \"127.0.0.1:1\"\npublic_key = \"{}\"\nsecret_key = \"missing{i}.key\"\nshares = \"p{i}.shares\"\n",
+            key.replace("ab", &format!("a{i}"))
+        );
+    }
+    std::fs::write(dir.join("deploy.toml"), toml).unwrap();
+    let out = Command::new(BIN)
+        .args(["party", "--id", "1", "--config"])
+        .arg(dir.join("deploy.toml"))
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("party[1].secret_key"), "{err}");
+    assert!(err.contains("missing1.key"), "{err}");
+}
