@@ -169,6 +169,37 @@ impl Forward {
     }
 }
 
+/// Where [`secure_forward_on`] runs its three parties.
+#[derive(Clone, Copy, Debug)]
+pub enum Links<'a> {
+    /// The memory transport (optionally with a simulated network).
+    Mem(&'a MemConfig),
+    /// Loopback TCP with the full link handshake, encrypted or plaintext.
+    Tcp(Mode),
+}
+
+/// One party's forward: records, cost and time after the set-up.
+type PartyForward = (Vec<cipherdm_kernel::exec::LayerRecord>, Cost, Duration);
+
+fn forward_party<T: cipherdm_kernel::Transport>(
+    p: &mut Party<T>,
+    model: &cipherdm_models::model::Model,
+    x: &cipherdm_models::tensor::Tensor<f64>,
+    ws: cipherdm_kernel::exec::MemoryWeights<u64>,
+    labels: ArithShare<u64>,
+    profile: cipherdm_kernel::approx::Profile,
+) -> Result<PartyForward, cipherdm_models::ModelError> {
+    use cipherdm_models::secure::SecureBackend;
+    use cipherdm_models::secure::backend::public;
+    let xs = public(p, x.data(), x.shape())?;
+    let c0 = *p.costs().total();
+    let t0 = Instant::now();
+    let mut b = SecureBackend::new(p, &model.graph, ws, profile)?;
+    b.forward(model, xs, 501, labels)?;
+    let records = b.take_records();
+    Ok((records, p.costs().total().since(&c0), t0.elapsed()))
+}
+
 /// One secure forward of `model` at timestep 501 on a batch of `batch` images (labels
 /// cycle through the classes), weights and labels freshly shared, over `cfg`.
 pub fn secure_forward(
@@ -178,11 +209,20 @@ pub fn secure_forward(
     batch: usize,
     cfg: &MemConfig,
 ) -> Result<Forward, cipherdm_models::ModelError> {
+    secure_forward_on(model, weights, profile, batch, Links::Mem(cfg))
+}
+
+/// [`secure_forward`] over the chosen links.
+pub fn secure_forward_on(
+    model: &cipherdm_models::model::Model,
+    weights: &cipherdm_models::Weights<f64>,
+    profile: cipherdm_kernel::approx::Profile,
+    batch: usize,
+    links: Links<'_>,
+) -> Result<Forward, cipherdm_models::ModelError> {
     use cipherdm_models::ModelError;
-    use cipherdm_models::secure::SecureBackend;
-    use cipherdm_models::secure::backend::public;
     use cipherdm_models::secure::session::{owner_weight_shares, user_label_shares};
-    let fixed = cfg.fixed;
+    let fixed = FixedPoint::default();
     let mut rng = ChaCha12Rng::seed_from_u64(1);
     let sets = owner_weight_shares(model, weights, fixed, &mut rng)?;
     let labels: Vec<usize> = (0..batch).map(|i| i % model.classes()).collect();
@@ -191,21 +231,33 @@ pub fn secure_forward(
     let x = cipherdm_models::schedule::initial_noise(0, vec![batch, c, h, w]);
     let [s0, s1, s2] = sets;
     let [l0, l1, l2] = label_shares;
-    let out = run3_with(cfg, [(s0, l0), (s1, l1), (s2, l2)], |p, (ws, l)| {
-        let run = || -> Result<_, ModelError> {
-            let xs = public(p, x.data(), x.shape())?;
-            let c0 = *p.costs().total();
-            let t0 = Instant::now();
-            let mut b = SecureBackend::new(p, &model.graph, ws, profile)?;
-            b.forward(model, xs, 501, l)?;
-            let records = b.take_records();
-            Ok((records, p.costs().total().since(&c0), t0.elapsed()))
-        };
-        Ok(run())
-    });
+    let inputs = [(s0, l0), (s1, l1), (s2, l2)];
     let mut parts = Vec::new();
-    for r in out {
-        parts.push(r.map_err(ModelError::from)??);
+    match links {
+        Links::Mem(cfg) => {
+            let out = run3_with(cfg, inputs, |p, (ws, l)| {
+                Ok(forward_party(p, model, &x, ws, l, profile))
+            });
+            for r in out {
+                parts.push(r.map_err(ModelError::from)??);
+            }
+        }
+        Links::Tcp(mode) => {
+            let cfg = LoopbackConfig {
+                link: LinkConfig {
+                    mode,
+                    ..LinkConfig::default()
+                },
+                fixed,
+                seed: Some(1),
+            };
+            let out = loopback::run3_with(&cfg, inputs, |p, (ws, l)| {
+                Ok(forward_party(p, model, &x, ws, l, profile))
+            });
+            for r in out {
+                parts.push(r.map_err(|e| ModelError::Network(e.to_string()))??);
+            }
+        }
     }
     // Per-layer bytes summed over the parties; rounds and time are party 0's.
     let mut layers = parts[0].0.clone();

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use cipherdm_bench::secure_forward;
+use cipherdm_bench::{Links, secure_forward, secure_forward_on};
 use cipherdm_kernel::FixedPoint;
 use cipherdm_kernel::exec::merge_records;
 use cipherdm_models::ModelError;
@@ -20,6 +20,7 @@ use cipherdm_models::secure::{
     GuidanceRequest, PartyWeights, SampleRequest, Sampler, sample_in_process,
 };
 use cipherdm_transport_mem::{MemConfig, Network};
+use cipherdm_transport_tcp::Mode;
 use clap::Parser;
 use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
@@ -43,6 +44,10 @@ struct Args {
     /// RTT), seed 2's settings. With one forward, also prints the time model's prediction.
     #[arg(long, default_value = "none")]
     net: String,
+    /// Links of a single forward: `mem`, `tcp` (loopback, encrypted) or `tcp-plain`
+    /// (loopback without encryption). A whole sample over TCP is `cipherdm client sample`.
+    #[arg(long, default_value = "mem")]
+    transport: String,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +74,11 @@ fn run(a: Args) -> Result<(), ModelError> {
             )));
         }
     };
+    if a.transport != "mem" && (a.steps > 0 || network.is_some()) {
+        return Err(ModelError::Config(
+            "--transport tcp measures one forward without --net; a whole sample over TCP is `cipherdm client sample`".into(),
+        ));
+    }
     let labels: Vec<usize> = (0..a.batch).map(|i| i % model.classes()).collect();
     let cfg = MemConfig {
         network,
@@ -95,7 +105,17 @@ fn run(a: Args) -> Result<(), ModelError> {
             );
             (f.layers.clone(), f.bytes(), f.rounds())
         } else {
-            let f = secure_forward(&model, &weights, profile, a.batch, &cfg)?;
+            let links = match a.transport.as_str() {
+                "mem" => Links::Mem(&cfg),
+                "tcp" => Links::Tcp(Mode::Encrypted),
+                "tcp-plain" => Links::Tcp(Mode::Plaintext),
+                other => {
+                    return Err(ModelError::Config(format!(
+                        "unknown transport `{other}` (mem, tcp, tcp-plain)"
+                    )));
+                }
+            };
+            let f = secure_forward_on(&model, &weights, profile, a.batch, links)?;
             (f.layers.clone(), f.bytes(), f.rounds())
         }
     } else {
