@@ -41,7 +41,11 @@ pub fn classifier_path() -> PathBuf {
 pub fn model_architecture(name: &str) -> Result<Model, ModelError> {
     match name {
         "tiny" => Model::tiny(),
-        "mnist" => Model::unet2d(unet2d::Config::load(mnist_dir())?),
+        // The architecture is compiled in, so a server binary needs no checkout.
+        "mnist" => Model::unet2d(
+            serde_json::from_str(include_str!("../weights/mnist/config.json"))
+                .map_err(|e| ModelError::format("mnist config.json", e.to_string()))?,
+        ),
         other => Err(ModelError::Config(format!(
             "unknown model `{other}` (tiny, mnist)"
         ))),
@@ -320,4 +324,23 @@ pub fn train(
 /// `cipherdm results`: defined in [`crate::results`].
 pub fn results(samples: usize, models: &str, out: &Path) -> Result<(), ModelError> {
     crate::results::run(samples, models, out)
+}
+
+#[cfg(test)]
+mod architecture_tests {
+    use super::*;
+
+    #[test]
+    fn compiled_in_architectures_match_the_shipped_models() {
+        for name in ["tiny", "mnist"] {
+            let (shipped, _) = shipped_model(name).unwrap();
+            let built = model_architecture(name).unwrap();
+            assert_eq!(
+                crate::secure::share_file::architecture_hash(&built.graph),
+                crate::secure::share_file::architecture_hash(&shipped.graph),
+                "{name}"
+            );
+        }
+        assert!(model_architecture("sd").is_err());
+    }
 }

@@ -412,7 +412,9 @@ impl Server {
                 Ok((t, out)) => {
                     transport = t;
                     let secs = start.elapsed().as_secs_f64();
-                    info!(job = %id, seconds = secs, bytes = out.cost.bytes_total(), rounds = out.cost.rounds, "job done");
+                    // Wire bytes include frame headers, record lengths and AEAD tags.
+                    let wire: u64 = transport.wire_stats().iter().map(|(_, w)| w.sent).sum();
+                    info!(job = %id, seconds = secs, bytes = out.cost.bytes_total(), wire_bytes_sent_total = wire, rounds = out.cost.rounds, "job done");
                     send_reply(
                         &mut job.client,
                         &PartyReply::Done {
