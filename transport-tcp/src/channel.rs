@@ -151,6 +151,46 @@ fn noise_builder<'a>(me: &'a KeyPair) -> Result<snow::Builder<'a>, LinkError> {
         .map_err(|e| LinkError::Handshake(e.to_string()))
 }
 
+/// The responder's first check: the 8-byte preamble must be ours (magic, version, mode).
+pub fn check_preamble(got: &[u8; 8], mode: Mode) -> Result<(), LinkError> {
+    if *got == preamble(mode) {
+        return Ok(());
+    }
+    Err(LinkError::Refused(format!(
+        "speaks {}, this side speaks {}",
+        describe_preamble(got),
+        describe_preamble(&preamble(mode))
+    )))
+}
+
+/// The responder's reading of the initiator's first Noise message (sans I/O): returns the
+/// handshake state, ready to write the reply, and the initiator's authenticated static
+/// key (which the caller must check against its pins).
+pub fn respond_noise(
+    me: &KeyPair,
+    first: &[u8],
+) -> Result<(snow::HandshakeState, PublicKey), LinkError> {
+    if first.len() > HANDSHAKE_MAX {
+        return Err(LinkError::Handshake(format!(
+            "a handshake message of {} bytes (at most {HANDSHAKE_MAX})",
+            first.len()
+        )));
+    }
+    let mut hs = noise_builder(me)?
+        .build_responder()
+        .map_err(|e| LinkError::Handshake(e.to_string()))?;
+    let mut p = [0u8; HANDSHAKE_MAX];
+    hs.read_message(first, &mut p).map_err(|_| {
+        LinkError::Handshake("a first handshake message that does not open with our key".into())
+    })?;
+    let key = PublicKey(
+        hs.get_remote_static()
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| LinkError::Handshake("no static key".into()))?,
+    );
+    Ok((hs, key))
+}
+
 impl Channel {
     /// Connects to `addr` (retrying refused connections with exponential back-off until
     /// `cfg.connect_deadline`) and authenticates as `me` to the peer holding `peer`.
@@ -255,30 +295,19 @@ impl Channel {
         stream
             .read_exact(&mut pre)
             .map_err(|e| io_err(e, "reading the preamble", t))?;
-        if pre != preamble(cfg.mode) {
-            return Err(LinkError::Refused(format!(
-                "{peer_addr} speaks {}, this side speaks {}",
-                describe_preamble(&pre),
-                describe_preamble(&preamble(cfg.mode))
-            )));
-        }
+        check_preamble(&pre, cfg.mode).map_err(|e| match e {
+            LinkError::Refused(why) => LinkError::Refused(format!("{peer_addr} {why}")),
+            other => other,
+        })?;
         let (cipher, key) = match cfg.mode {
             Mode::Encrypted => {
-                let mut hs = noise_builder(me)?
-                    .build_responder()
-                    .map_err(|e| LinkError::Handshake(e.to_string()))?;
                 let first = read_hs(&mut stream, t)?;
-                let mut p = [0u8; HANDSHAKE_MAX];
-                hs.read_message(&first, &mut p).map_err(|_| {
-                    LinkError::Handshake(format!(
-                        "{peer_addr} sent a handshake that does not open with our key"
-                    ))
+                let (mut hs, key) = respond_noise(me, &first).map_err(|e| match e {
+                    LinkError::Handshake(why) => {
+                        LinkError::Handshake(format!("{peer_addr}: {why}"))
+                    }
+                    other => other,
                 })?;
-                let key = PublicKey(
-                    hs.get_remote_static()
-                        .and_then(|k| k.try_into().ok())
-                        .ok_or_else(|| LinkError::Handshake("no static key".into()))?,
-                );
                 if !allowed(&key) {
                     return Err(LinkError::Refused(format!(
                         "{peer_addr} authenticated as {key}, which the config does not pin"

@@ -90,6 +90,18 @@ impl Hello {
         }
     }
 
+    /// Decodes a hello received from the wire.
+    pub fn decode(bytes: &[u8]) -> Result<Hello, LinkError> {
+        if bytes.len() > HELLO_MAX as usize {
+            return Err(LinkError::Malformed(format!(
+                "a hello of {} bytes (at most {HELLO_MAX})",
+                bytes.len()
+            )));
+        }
+        postcard::from_bytes::<Hello>(bytes)
+            .map_err(|e| LinkError::Malformed(format!("hello: {e}")))
+    }
+
     /// Checks every shared parameter (all but the role) against `ours`.
     pub fn check_against(&self, ours: &Hello) -> Result<(), LinkError> {
         let mismatch = |field, a: String, b: String| LinkError::Mismatch {
@@ -179,13 +191,11 @@ pub fn initiate(ch: &mut Channel, ours: &Hello, peer_role: Role) -> Result<Hello
 /// of its authenticated key) with our parameters; refuses with the reason otherwise.
 pub fn respond(ch: &mut Channel, ours: &Hello, peer_role: Role) -> Result<Hello, LinkError> {
     let msg = ch.recv(HELLO_MAX)?;
-    let check = postcard::from_bytes::<Hello>(&msg)
-        .map_err(|e| LinkError::Malformed(format!("hello: {e}")))
-        .and_then(|theirs| {
-            theirs.check_role(peer_role)?;
-            theirs.check_against(ours)?;
-            Ok(theirs)
-        });
+    let check = Hello::decode(&msg).and_then(|theirs| {
+        theirs.check_role(peer_role)?;
+        theirs.check_against(ours)?;
+        Ok(theirs)
+    });
     let reply = match &check {
         Ok(_) => Reply::Welcome(ours.clone()),
         Err(e) => Reply::Refused(e.to_string()),

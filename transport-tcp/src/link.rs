@@ -53,15 +53,22 @@ impl Cipher {
         }
         let initiator = hs.is_initiator();
         let (k1, k2) = hs.dangerously_get_raw_split();
+        let (seal, open) = if initiator { (k1, k2) } else { (k2, k1) };
+        Cipher::from_keys(seal, open)
+    }
+
+    /// An AES-256-GCM cipher from raw keys: `seal` for what this side sends, `open` for
+    /// what it receives. Production links get their keys from the handshake
+    /// ([`Cipher::from_handshake`]); tests and fuzz targets build them here.
+    pub fn from_keys(seal: [u8; 32], open: [u8; 32]) -> Result<Cipher, LinkError> {
         let key = |k: &[u8; 32]| {
             ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, k)
                 .map(ring::aead::LessSafeKey::new)
                 .map_err(|_| LinkError::Handshake("AES-256-GCM key".into()))
         };
-        let (seal, open) = if initiator { (&k1, &k2) } else { (&k2, &k1) };
         Ok(Cipher::Aead(Box::new(Aead {
-            seal: key(seal)?,
-            open: key(open)?,
+            seal: key(&seal)?,
+            open: key(&open)?,
             sent: 0,
             received: 0,
         })))
