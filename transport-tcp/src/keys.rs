@@ -104,6 +104,15 @@ impl KeyPair {
 
     /// Reads a secret key file (64 hex digits).
     pub fn load(path: &Path) -> Result<Self, LinkError> {
+        let size = std::fs::metadata(path)
+            .map_err(|e| LinkError::Key(format!("{}: {e}", path.display())))?
+            .len();
+        if size > 1024 {
+            return Err(LinkError::Key(format!(
+                "{}: {size} bytes is not a key file (64 hex digits)",
+                path.display()
+            )));
+        }
         let text = std::fs::read_to_string(path)
             .map_err(|e| LinkError::Key(format!("{}: {e}", path.display())))?;
         let secret = parse_hex32(&text)

@@ -32,6 +32,9 @@ use std::time::Duration;
 use cipherdm_transport_tcp::{LinkConfig, Mode, PublicKey};
 use serde::Deserialize;
 
+/// Largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// A problem in the deployment config, naming the field.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {field}: {message}")]
@@ -139,11 +142,20 @@ fn is_host_port(s: &str) -> bool {
 impl DeployConfig {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let err = |message: String| ConfigError {
             file: path.display().to_string(),
             field: "(file)".into(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let size = std::fs::metadata(path)
+            .map_err(|e| err(e.to_string()))?
+            .len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(err(format!(
+                "{size} bytes; a deployment config is at most {MAX_CONFIG_BYTES}"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         Self::parse(&text, path)
     }
 
@@ -190,8 +202,8 @@ impl DeployConfig {
             return Err(err("max_frame", "must be 1 KiB to 64 MiB".into()));
         }
         let max_batch = raw.max_batch.unwrap_or(16);
-        if !(1..=256).contains(&max_batch) {
-            return Err(err("max_batch", "must be 1 to 256".into()));
+        if !(1..=64).contains(&max_batch) {
+            return Err(err("max_batch", "must be 1 to 64".into()));
         }
         if raw.party.len() != 3 {
             return Err(err(

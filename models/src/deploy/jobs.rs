@@ -11,8 +11,10 @@ use crate::secure::{GuidanceRequest, Sampler};
 
 /// Largest client → party message (the label share dominates: 2 × batch × classes × 8).
 pub const REQUEST_MAX: u32 = 1 << 20;
-/// Largest party → client message (an output share of the largest batch).
-pub const REPLY_MAX: u32 = 64 << 20;
+/// Largest party → client message: an output share of the largest batch (64 images of
+/// 28×28, two components, at most 10 bytes per varint: 1 MB) with room to spare, and below
+/// the link's receive buffer.
+pub const REPLY_MAX: u32 = 3 << 20;
 
 /// The public part of a job: every party must see the same.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
