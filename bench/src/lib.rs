@@ -48,6 +48,35 @@ pub struct Measured<Out> {
     pub outputs: [Out; 3],
 }
 
+/// One party's timed calls: elapsed time, cost and last output.
+type PartyTiming<Out> = (Duration, Cost, Out);
+
+/// Calls `op` `iters` times on one party and times it.
+fn time_party<T: cipherdm_kernel::Transport, In, Out>(
+    p: &mut Party<T>,
+    input: &In,
+    iters: u64,
+    op: &impl Fn(&mut Party<T>, &In) -> Result<Out, Error>,
+) -> Result<PartyTiming<Out>, Error> {
+    let c0 = *p.costs().total();
+    let t0 = Instant::now();
+    let mut out = op(p, input)?;
+    for _ in 1..iters {
+        out = op(p, input)?;
+    }
+    Ok((t0.elapsed(), p.costs().total().since(&c0), out))
+}
+
+/// The three parties' timings as one measurement (time from party 0's clock).
+fn measured<Out, E: core::fmt::Debug>(res: [Result<PartyTiming<Out>, E>; 3]) -> Measured<Out> {
+    let [a, b, c] = res.map(|r| r.expect("benchmark party failed"));
+    Measured {
+        elapsed: a.0,
+        costs: [a.1, b.1, c.1],
+        outputs: [a.2, b.2, c.2],
+    }
+}
+
 /// Runs `op` `iters` times on each party's input, after the session set-up, and times it.
 pub fn timed<In, Out, F>(inputs: [In; 3], iters: u64, op: F) -> Measured<Out>
 where
@@ -59,24 +88,9 @@ where
         seed: Some(1),
         ..MemConfig::default()
     };
-    let res = run3_with(&cfg, inputs, |p, input| {
-        let c0 = *p.costs().total();
-        let t0 = Instant::now();
-        let mut out = op(p, &input)?;
-        for _ in 1..iters {
-            out = op(p, &input)?;
-        }
-        Ok((t0.elapsed(), p.costs().total().since(&c0), out))
-    });
-    let mut it = res.into_iter().map(|r| r.expect("benchmark party failed"));
-    let (e0, c0, o0) = it.next().expect("party 0");
-    let (_, c1, o1) = it.next().expect("party 1");
-    let (_, c2, o2) = it.next().expect("party 2");
-    Measured {
-        elapsed: e0,
-        costs: [c0, c1, c2],
-        outputs: [o0, o1, o2],
-    }
+    measured(run3_with(&cfg, inputs, |p, input| {
+        time_party(p, &input, iters, &op)
+    }))
 }
 
 /// [`timed`] over loopback TCP: real sockets and the full link handshake, encrypted or
@@ -95,24 +109,9 @@ where
         fixed: FixedPoint::default(),
         seed: Some(1),
     };
-    let res = loopback::run3_with(&cfg, inputs, |p, input| {
-        let c0 = *p.costs().total();
-        let t0 = Instant::now();
-        let mut out = op(p, &input)?;
-        for _ in 1..iters {
-            out = op(p, &input)?;
-        }
-        Ok((t0.elapsed(), p.costs().total().since(&c0), out))
-    });
-    let mut it = res.into_iter().map(|r| r.expect("benchmark party failed"));
-    let (e0, c0, o0) = it.next().expect("party 0");
-    let (_, c1, o1) = it.next().expect("party 1");
-    let (_, c2, o2) = it.next().expect("party 2");
-    Measured {
-        elapsed: e0,
-        costs: [c0, c1, c2],
-        outputs: [o0, o1, o2],
-    }
+    measured(loopback::run3_with(&cfg, inputs, |p, input| {
+        Ok(time_party(p, &input, iters, &op)?)
+    }))
 }
 
 /// `n` samples of `U(lo, hi)` from a seeded ChaCha stream.

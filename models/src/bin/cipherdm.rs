@@ -17,12 +17,9 @@ struct Cli {
     command: Command,
 }
 
-/// Options shared by `sample` and `plain-sample`.
+/// What to draw and how: shared by `sample`, `plain-sample` and `client sample`.
 #[derive(Args)]
-struct SampleArgs {
-    /// `tiny` (digits 0/1) or `mnist` (0–9).
-    #[arg(long, default_value = "mnist")]
-    model: String,
+struct DrawArgs {
     /// The digit to draw.
     #[arg(long, conflicts_with = "labels")]
     label: Option<usize>,
@@ -39,11 +36,7 @@ struct SampleArgs {
     /// also takes `exact`).
     #[arg(long, alias = "profile", default_value = "accurate")]
     approx: String,
-    /// Score-guidance η: the owner's exact unconditional score steers the approximate
-    /// one (0: off; default 0.1 with DDIM, off with DDPM, which supports `--cfg` only).
-    #[arg(long)]
-    guidance: Option<f64>,
-    /// Classifier-free guidance weight instead of score guidance.
+    /// Classifier-free guidance weight (instead of score guidance).
     #[arg(long)]
     cfg: Option<f64>,
     /// `ddim` or `ddpm` (1000 steps).
@@ -55,6 +48,49 @@ struct SampleArgs {
     /// Output PNG.
     #[arg(long, default_value = "digit.png")]
     out: PathBuf,
+}
+
+impl DrawArgs {
+    fn options(
+        self,
+        model: String,
+        guidance: f64,
+        weights: Option<PathBuf>,
+        shares: Option<PathBuf>,
+    ) -> cli::SampleOptions {
+        cli::SampleOptions {
+            labels: match (self.label, self.labels) {
+                (Some(l), _) => l.to_string(),
+                (None, Some(ls)) => ls,
+                (None, None) => String::new(),
+            },
+            model,
+            grid: self.grid,
+            steps: self.steps,
+            approx: self.approx,
+            guidance,
+            cfg: self.cfg,
+            sampler: self.sampler,
+            seed: self.seed,
+            out: self.out,
+            weights,
+            shares,
+        }
+    }
+}
+
+/// Options of `sample` and `plain-sample`.
+#[derive(Args)]
+struct SampleArgs {
+    /// `tiny` (digits 0/1) or `mnist` (0–9).
+    #[arg(long, default_value = "mnist")]
+    model: String,
+    #[command(flatten)]
+    draw: DrawArgs,
+    /// Score-guidance η: the owner's exact unconditional score steers the approximate
+    /// one (0: off; default 0.1 with DDIM, off with DDPM, which supports `--cfg` only).
+    #[arg(long)]
+    guidance: Option<f64>,
     /// Weights instead of the shipped ones: a .safetensors file (tiny) or a diffusers
     /// folder (mnist).
     #[arg(long)]
@@ -63,26 +99,13 @@ struct SampleArgs {
 
 impl SampleArgs {
     fn options(self, shares: Option<PathBuf>) -> cli::SampleOptions {
-        cli::SampleOptions {
-            labels: match (self.label, self.labels) {
-                (Some(l), _) => l.to_string(),
-                (None, Some(ls)) => ls,
-                (None, None) => String::new(),
-            },
-            model: self.model,
-            grid: self.grid,
-            steps: self.steps,
-            approx: self.approx,
-            guidance: self
-                .guidance
-                .unwrap_or(if self.sampler == "ddim" { 0.1 } else { 0.0 }),
-            cfg: self.cfg,
-            sampler: self.sampler,
-            seed: self.seed,
-            out: self.out,
-            weights: self.weights,
-            shares,
-        }
+        let guidance = self.guidance.unwrap_or(if self.draw.sampler == "ddim" {
+            0.1
+        } else {
+            0.0
+        });
+        self.draw
+            .options(self.model, guidance, self.weights, shares)
     }
 }
 
@@ -189,34 +212,8 @@ enum ClientCommand {
         /// Which `[[client]]` (default: the only one).
         #[arg(long)]
         client: Option<String>,
-        /// The digit to draw.
-        #[arg(long, conflicts_with = "labels")]
-        label: Option<usize>,
-        /// Several digits, comma-separated, one image each.
-        #[arg(long)]
-        labels: Option<String>,
-        /// Images per digit.
-        #[arg(long, default_value_t = 1)]
-        grid: usize,
-        /// DDIM steps.
-        #[arg(long, default_value_t = 50)]
-        steps: usize,
-        /// Approximation profile: `accurate`, `precise`, `loose`, `cipherdm`.
-        #[arg(long, alias = "profile", default_value = "accurate")]
-        approx: String,
-        /// Classifier-free guidance weight (score guidance needs the model owner online
-        /// and is not offered by the party daemon).
-        #[arg(long)]
-        cfg: Option<f64>,
-        /// `ddim` or `ddpm`.
-        #[arg(long, default_value = "ddim")]
-        sampler: String,
-        /// Public seed of the initial noise.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Output PNG.
-        #[arg(long, default_value = "digit.png")]
-        out: PathBuf,
+        #[command(flatten)]
+        draw: DrawArgs,
         /// Longest wait for a party's next message, in seconds (covers queueing).
         #[arg(long, default_value_t = 600)]
         job_timeout: u64,
@@ -255,37 +252,13 @@ fn main() -> ExitCode {
                 ClientCommand::Sample {
                     config,
                     client,
-                    label,
-                    labels,
-                    grid,
-                    steps,
-                    approx,
-                    cfg,
-                    sampler,
-                    seed,
-                    out,
+                    draw,
                     job_timeout,
                     insecure_share_seed,
                 },
         } => {
-            let o = cli::SampleOptions {
-                model: String::new(),
-                labels: match (label, labels) {
-                    (Some(l), _) => l.to_string(),
-                    (None, Some(ls)) => ls,
-                    (None, None) => String::new(),
-                },
-                grid,
-                steps,
-                approx,
-                guidance: 0.0,
-                cfg,
-                sampler,
-                seed,
-                out,
-                weights: None,
-                shares: None,
-            };
+            // Score guidance needs the owner online: the daemon offers `--cfg` only.
+            let o = draw.options(String::new(), 0.0, None, None);
             cli::client_sample(
                 &o,
                 &config,
