@@ -221,7 +221,10 @@ pub fn secure_forward_on(
 ) -> Result<Forward, cipherdm_models::ModelError> {
     use cipherdm_models::ModelError;
     use cipherdm_models::secure::session::{owner_weight_shares, user_label_shares};
-    let fixed = FixedPoint::default();
+    let fixed = match links {
+        Links::Mem(cfg) => cfg.fixed,
+        Links::Tcp(_) => FixedPoint::default(),
+    };
     let mut rng = ChaCha12Rng::seed_from_u64(1);
     let sets = owner_weight_shares(model, weights, fixed, &mut rng)?;
     let labels: Vec<usize> = (0..batch).map(|i| i % model.classes()).collect();

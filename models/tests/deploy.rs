@@ -143,6 +143,20 @@ fn spec(steps: usize, seed: u64) -> JobSpec {
     }
 }
 
+/// A one-step job drawing a 1: proof that the deployment serves.
+fn one_step_job(cfg: &DeployConfig, seed: u64) -> cipherdm_models::deploy::RemoteOutcome {
+    sample_remote(
+        cfg,
+        cfg.client(None).unwrap(),
+        spec(1, seed),
+        &[1],
+        None,
+        Duration::from_secs(120),
+        &|_| {},
+    )
+    .unwrap()
+}
+
 #[test]
 fn three_processes_give_the_in_process_image_bit_for_bit_and_refuse_strangers() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -228,16 +242,7 @@ fn three_processes_give_the_in_process_image_bit_for_bit_and_refuse_strangers() 
         "{e}"
     );
     // ... and the daemons still serve.
-    let again = sample_remote(
-        &cfg,
-        cfg.client(None).unwrap(),
-        spec(1, 5),
-        &[1],
-        None,
-        Duration::from_secs(120),
-        &|_| {},
-    )
-    .unwrap();
+    let again = one_step_job(&cfg, 5);
     assert_eq!(again.image.shape(), &[1, 1, 28, 28]);
 }
 
@@ -286,16 +291,7 @@ fn a_killed_party_fails_the_job_within_the_timeout_and_service_resumes() {
     assert!(d.alive(0) && d.alive(1), "the surviving parties exited");
     // Party 2 comes back: the others reconnect and serve the next job.
     d.start(2);
-    let again = sample_remote(
-        &cfg,
-        cfg.client(None).unwrap(),
-        spec(1, 7),
-        &[1],
-        None,
-        Duration::from_secs(120),
-        &|_| {},
-    )
-    .unwrap();
+    let again = one_step_job(&cfg, 7);
     assert_eq!(again.image.shape(), &[1, 1, 28, 28]);
 }
 

@@ -214,8 +214,7 @@ impl Channel {
             let attempt = left.min(cfg.timeout).max(Duration::from_millis(10));
             match TcpStream::connect_timeout(&target, attempt) {
                 Ok(s) => break s,
-                Err(e) if Instant::now() + backoff < deadline => {
-                    let _ = e;
+                Err(_) if Instant::now() + backoff < deadline => {
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }

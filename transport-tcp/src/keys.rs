@@ -120,7 +120,7 @@ impl KeyPair {
         Self::from_secret(&secret)
     }
 
-    /// Writes the secret to `path` (mode 0600 on Unix) and returns the public key's text.
+    /// Writes the secret to `path` (mode 0600 on Unix); an existing file is never overwritten.
     pub fn save(&self, path: &Path) -> Result<(), LinkError> {
         let mut text = String::with_capacity(65);
         for b in self.secret {

@@ -96,7 +96,7 @@ pub fn sample_remote(
     let model = model_architecture(&cfg.model)?;
     let fixed = FixedPoint::default();
     spec.batch = labels.len();
-    spec.check(&model, cfg.max_batch)?;
+    spec.check(cfg.max_batch)?;
     getrandom::fill(&mut spec.job)
         .map_err(|e| ModelError::Config(format!("no OS randomness: {e}")))?;
     let mut rng = user_rng(share_seed)?;

@@ -245,7 +245,7 @@ fn admit(
             let checked = postcard::from_bytes::<JobRequest>(&bytes)
                 .map_err(|e| ModelError::Config(format!("malformed job request: {e}")))
                 .and_then(|r| {
-                    r.spec.check(&server.model, cfg.max_batch)?;
+                    r.spec.check(cfg.max_batch)?;
                     let n = r.spec.batch * server.model.classes();
                     if r.labels.0.len() != n || r.labels.1.len() != n {
                         return Err(ModelError::Config(format!(
@@ -450,7 +450,7 @@ impl Server {
         loop {
             if let Some(at) = pending
                 .iter()
-                .position(|j| announce(&j.request.spec)[..16] == a[..16])
+                .position(|j| j.request.spec.job[..] == a[..16])
             {
                 let mut job = pending.remove(at);
                 queued.fetch_sub(1, Ordering::Relaxed);

@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::ModelError;
-use crate::model::Model;
 use crate::schedule::DdimConfig;
 use crate::secure::{GuidanceRequest, Sampler};
 
@@ -59,8 +58,8 @@ impl JobSpec {
         }
     }
 
-    /// Checks the spec against the model and the deployment's limits.
-    pub fn check(&self, model: &Model, max_batch: usize) -> Result<(), ModelError> {
+    /// Checks the spec against the deployment's limits.
+    pub fn check(&self, max_batch: usize) -> Result<(), ModelError> {
         crate::cli::parse_profile(&self.profile)?;
         if self.batch == 0 || self.batch > max_batch {
             return Err(ModelError::Config(format!(
@@ -74,7 +73,6 @@ impl JobSpec {
         if self.cfg.is_some_and(|w| !w.is_finite() || w.abs() > 100.0) {
             return Err(ModelError::Config("a guidance weight outside ±100".into()));
         }
-        let _ = model;
         Ok(())
     }
 }
