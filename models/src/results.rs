@@ -141,6 +141,117 @@ fn to_f32_images(x: &Tensor<f64>) -> Tensor<f32> {
     x.map(|v| v.clamp(-1.0, 1.0)).cast()
 }
 
+/// Most samples one row may draw (they are held in memory at once, 784 f64 each).
+pub const MAX_SAMPLES: usize = 10_000;
+
+/// One model's evaluation set-up: the requested labels, the shared initial noise, the
+/// reference statistics of the test digits and (computed on first use) the unconditional
+/// scores of score guidance. Every row sampled from it is comparable with every other.
+pub struct Study<'a> {
+    model: Model,
+    weights: Weights<f32>,
+    labels: Vec<usize>,
+    x_t: Tensor<f64>,
+    reference: (Vec<f64>, Vec<f64>),
+    unconditional: Option<PrecomputedScores>,
+    classifier: &'a mut Classifier,
+}
+
+impl<'a> Study<'a> {
+    /// Prepares `samples` requests (labels cycling over the model's classes, noise seed
+    /// 2024) and fits the classifier features of the MNIST test digits of those classes.
+    pub fn new(
+        model: &Model,
+        weights: &Weights<f64>,
+        samples: usize,
+        classifier: &'a mut Classifier,
+    ) -> Result<Self, ModelError> {
+        if !(2..=MAX_SAMPLES).contains(&samples) {
+            return Err(ModelError::Config(format!(
+                "need 2..={MAX_SAMPLES} samples per row, got {samples}"
+            )));
+        }
+        let classes = model.classes();
+        let [c, h, w] = model.image_shape();
+        let test = Mnist::load(Split::Test)?.filter(&(0..classes as u8).collect::<Vec<_>>());
+        let idx: Vec<usize> = (0..test.len()).collect();
+        let mut feats = Vec::new();
+        for chunk in idx.chunks(500) {
+            feats.extend(classifier.features(&test.batch(chunk))?);
+        }
+        let reference = gaussian_fit(&feats, crate::classifier::FEATURES)?;
+        Ok(Self {
+            model: model.clone(),
+            weights: weights.cast::<f32>(),
+            labels: (0..samples).map(|i| i % classes).collect(),
+            x_t: initial_noise(2024, vec![samples, c, h, w]),
+            reference,
+            unconditional: None,
+            classifier,
+        })
+    }
+
+    /// Samples every request with 50-step DDIM under `nonlinearity`, score-guided with
+    /// strength `eta` (0: none), and scores the result. Returns the row (its `png` field
+    /// empty) and the samples.
+    pub fn row(
+        &mut self,
+        profile: &str,
+        nonlinearity: Nonlinearity,
+        eta: f64,
+    ) -> Result<(Row, Tensor<f64>), ModelError> {
+        let schedule = Schedule::cipherdm();
+        let cfg = DdimConfig::cipherdm();
+        let t0 = Instant::now();
+        if eta > 0.0 && self.unconditional.is_none() {
+            let mut exact = PlainDenoiser::new(
+                self.model.clone(),
+                self.weights.clone(),
+                Nonlinearity::Exact,
+            )?;
+            let unc = PrecomputedScores::compute(&schedule, &cfg, &mut exact, self.x_t.clone())?;
+            eprintln!("unconditional scores: {:.0} s", t0.elapsed().as_secs_f64());
+            self.unconditional = Some(unc);
+        }
+        let t0 = Instant::now();
+        let mut net = PlainDenoiser::new(self.model.clone(), self.weights.clone(), nonlinearity)?;
+        let guidance = match self.unconditional.as_mut() {
+            Some(reference) if eta > 0.0 => Guidance::Score { eta, reference },
+            _ => Guidance::None,
+        };
+        let conds: Vec<Condition> = self.labels.iter().map(|&l| Condition::Class(l)).collect();
+        let x0 = ddim(
+            &schedule,
+            &cfg,
+            &mut net,
+            self.x_t.clone(),
+            &conds,
+            guidance,
+            0,
+        )?;
+        let imgs = to_f32_images(&x0);
+        let samples = self.labels.len();
+        let mut pred = Vec::new();
+        let mut f = Vec::new();
+        for start in (0..samples).step_by(500) {
+            let b = imgs.batch_slice(start, 500.min(samples - start))?;
+            pred.extend(self.classifier.predict_among(&b, self.model.classes())?);
+            f.extend(self.classifier.features(&b)?);
+        }
+        let (m, cv) = gaussian_fit(&f, crate::classifier::FEATURES)?;
+        let row = Row {
+            profile: profile.to_string(),
+            eta,
+            accuracy: accuracy(&self.labels, &pred),
+            f1: macro_f1(&self.labels, &pred),
+            frechet: frechet_distance(&m, &cv, &self.reference.0, &self.reference.1),
+            png: String::new(),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        Ok((row, x0))
+    }
+}
+
 /// Scores one model: returns its rows. `tag` names the PNGs.
 pub fn study(
     tag: &str,
@@ -150,31 +261,7 @@ pub fn study(
     out: &Path,
     classifier: &mut Classifier,
 ) -> Result<Vec<Row>, ModelError> {
-    let classes = model.classes();
-    let labels: Vec<usize> = (0..samples).map(|i| i % classes).collect();
-    let conds: Vec<Condition> = labels.iter().map(|&l| Condition::Class(l)).collect();
-    let [c, h, w] = model.image_shape();
-    let x_t = initial_noise(2024, vec![samples, c, h, w]);
-    let schedule = Schedule::cipherdm();
-    let cfg = DdimConfig::cipherdm();
-    let w32 = weights.cast::<f32>();
-    // Reference statistics: test digits of the requested classes.
-    let test = Mnist::load(Split::Test)?.filter(&(0..classes as u8).collect::<Vec<_>>());
-    let idx: Vec<usize> = (0..test.len()).collect();
-    let mut feats = Vec::new();
-    for chunk in idx.chunks(500) {
-        feats.extend(classifier.features(&test.batch(chunk))?);
-    }
-    let (m_ref, c_ref) = gaussian_fit(&feats, crate::classifier::FEATURES)?;
-
-    let t0 = Instant::now();
-    let mut exact = PlainDenoiser::new(model.clone(), w32.clone(), Nonlinearity::Exact)?;
-    let mut unc = PrecomputedScores::compute(&schedule, &cfg, &mut exact, x_t.clone())?;
-    eprintln!(
-        "[{tag}] unconditional scores: {:.0} s",
-        t0.elapsed().as_secs_f64()
-    );
-
+    let mut study = Study::new(model, weights, samples, classifier)?;
     // Finished rows are kept on disk (keyed by the weights and the sample count), so an
     // interrupted run resumes where it stopped.
     let cache = out.join(format!("{tag}-rows.json"));
@@ -187,43 +274,15 @@ pub fn study(
         .unwrap_or_default();
     let mut rows = Vec::new();
     for (name, nl) in nonlinearities() {
-        let mut net = PlainDenoiser::new(model.clone(), w32.clone(), nl)?;
         for eta in ETAS {
             if let Some(at) = done.iter().position(|r| r.profile == name && r.eta == eta) {
                 eprintln!("[{tag}] {name:<8} η={eta:<4} (kept from an earlier run)");
                 rows.push(done.remove(at));
                 continue;
             }
-            let t0 = Instant::now();
-            let guidance = if eta > 0.0 {
-                Guidance::Score {
-                    eta,
-                    reference: &mut unc,
-                }
-            } else {
-                Guidance::None
-            };
-            let x0 = ddim(&schedule, &cfg, &mut net, x_t.clone(), &conds, guidance, 0)?;
-            let imgs = to_f32_images(&x0);
-            let mut pred = Vec::new();
-            let mut f = Vec::new();
-            for start in (0..samples).step_by(500) {
-                let b = imgs.batch_slice(start, 500.min(samples - start))?;
-                pred.extend(classifier.predict_among(&b, classes)?);
-                f.extend(classifier.features(&b)?);
-            }
-            let (m, cv) = gaussian_fit(&f, crate::classifier::FEATURES)?;
-            let png = format!("{tag}-{}-eta{eta}.png", name.to_ascii_lowercase());
-            write_grid(out.join(&png), &x0.batch_slice(0, samples.min(50))?, 10)?;
-            let row = Row {
-                profile: name.to_string(),
-                eta,
-                accuracy: accuracy(&labels, &pred),
-                f1: macro_f1(&labels, &pred),
-                frechet: frechet_distance(&m, &cv, &m_ref, &c_ref),
-                png,
-                seconds: t0.elapsed().as_secs_f64(),
-            };
+            let (mut row, x0) = study.row(name, nl, eta)?;
+            row.png = format!("{tag}-{}-eta{eta}.png", name.to_ascii_lowercase());
+            write_grid(out.join(&row.png), &x0.batch_slice(0, samples.min(50))?, 10)?;
             eprintln!(
                 "[{tag}] {:<8} η={:<4} acc {:.3} F1 {:.3} FD {:.2} ({:.0} s)",
                 row.profile, row.eta, row.accuracy, row.f1, row.frechet, row.seconds
@@ -254,9 +313,6 @@ fn row_cache_key(weights: &Weights<f64>, samples: usize) -> String {
 
 /// Runs the study for `models` (`tiny`, `mnist` or `both`) and writes `out/RESULTS.md`.
 pub fn run(samples: usize, models: &str, out: &Path) -> Result<(), ModelError> {
-    if samples < 2 {
-        return Err(ModelError::Config("need at least 2 samples per row".into()));
-    }
     let names: Vec<&str> = match models {
         "both" => vec!["tiny", "mnist"],
         "tiny" | "mnist" => vec![models],
@@ -284,12 +340,12 @@ pub fn run(samples: usize, models: &str, out: &Path) -> Result<(), ModelError> {
         let rows = study(name, &model, &weights, samples, &pngs, &mut classifier)?;
         let _ = writeln!(
             md,
-            "\n## `{name}`\n\n| profile | η | accuracy | F1 | classifier-FD | samples | time |\n|---|---|---|---|---|---|---|"
+            "\n## `{name}`\n\n| profile | η | accuracy | F1 | classifier-FD | samples |\n|---|---|---|---|---|---|"
         );
         for r in &rows {
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.3} | {:.3} | {:.2} | [png](results/{}) | {:.0} s |",
+                "| {} | {} | {:.3} | {:.3} | {:.2} | [png](results/{}) |",
                 r.profile,
                 if r.eta == 0.0 {
                     "–".to_string()
@@ -299,8 +355,7 @@ pub fn run(samples: usize, models: &str, out: &Path) -> Result<(), ModelError> {
                 r.accuracy,
                 r.f1,
                 r.frechet,
-                r.png,
-                r.seconds
+                r.png
             );
         }
     }

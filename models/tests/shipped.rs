@@ -55,3 +55,41 @@ fn classifier_reaches_99_percent_on_mnist_test() {
     eprintln!("classifier test accuracy {:.2} %", 100.0 * acc);
     assert!(acc >= 0.99, "classifier accuracy {acc}");
 }
+
+/// The evaluation behind `cipherdm results` and `cipherdm evaluate` on the shipped `mnist`
+/// weights: 20 exact samples are mostly the requested digits (chance is 10 %; the 500-sample
+/// rate is in docs/RESULTS.md), CipherDm's approximations with guidance stay well above chance, and a study
+/// of fewer than two samples is refused.
+#[test]
+fn mnist_study_rows_score_the_requested_digits() {
+    use cipherdm_kernel::approx::Profile;
+    use cipherdm_models::commands::Classifier;
+    use cipherdm_models::error::ModelError;
+    use cipherdm_models::results::Study;
+
+    let (m, w) = shipped_model("mnist").unwrap();
+    let mut classifier = Classifier::shipped().unwrap();
+    let mut study = Study::new(&m, &w, 20, &mut classifier).unwrap();
+    let (exact, x0) = study.row("exact", Nonlinearity::Exact, 0.0).unwrap();
+    eprintln!("exact: {exact:?}");
+    assert_eq!(x0.shape(), &[20, 1, 28, 28]);
+    assert!(exact.accuracy >= 0.6, "exact accuracy {}", exact.accuracy);
+    assert!(exact.f1 > 0.0 && exact.f1 <= 1.0 && exact.frechet.is_finite());
+    let (guided, _) = study
+        .row("CipherDm", Nonlinearity::Approx(Profile::CipherDm), 0.1)
+        .unwrap();
+    eprintln!("CipherDm η = 0.1: {guided:?}");
+    assert!(
+        guided.accuracy >= 0.3,
+        "guided accuracy {}",
+        guided.accuracy
+    );
+
+    let mut classifier = Classifier::shipped().unwrap();
+    for bad in [0, 1, cipherdm_models::results::MAX_SAMPLES + 1] {
+        assert!(matches!(
+            Study::new(&m, &w, bad, &mut classifier),
+            Err(ModelError::Config(_))
+        ));
+    }
+}

@@ -187,6 +187,28 @@ enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Sample and score one configuration (accuracy, F1, classifier-FD), e.g. to judge
+    /// weights you trained: the numbers of one `results` row.
+    Evaluate {
+        /// `tiny` or `mnist`.
+        #[arg(long, default_value = "mnist")]
+        model: String,
+        /// Weights instead of the shipped ones (a file for tiny, a diffusers folder for mnist).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Samples (labels cycle over the model's classes).
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+        /// `exact` or an approximation profile.
+        #[arg(long, default_value = "exact")]
+        profile: String,
+        /// Score-guidance strength η (0: none).
+        #[arg(long, default_value_t = 0.0)]
+        guidance: f64,
+        /// Also write the first 50 samples as a PNG grid.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Regenerate docs/RESULTS.md (approximation-quality table and PNG grids).
     Results {
         /// Samples per row.
@@ -267,6 +289,21 @@ fn main() -> ExitCode {
                 std::time::Duration::from_secs(job_timeout.clamp(1, 86_400)),
             )
         }
+        Command::Evaluate {
+            model,
+            weights,
+            samples,
+            profile,
+            guidance,
+            out,
+        } => commands::evaluate(
+            &model,
+            weights.as_deref(),
+            samples,
+            &profile,
+            guidance,
+            out.as_deref(),
+        ),
         Command::Results {
             samples,
             models,
