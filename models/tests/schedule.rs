@@ -223,3 +223,16 @@ fn guidance_formulas() {
     let g = 0.1 * ((1.0 - a) / a).sqrt();
     assert!((out.data()[0] - step(0.4 + g * (-0.3 - 0.4))).abs() < 1e-12);
 }
+
+/// The guided-rows note of RESULTS.md states γ_t = η·σ_t/α_t from the schedule: for
+/// η = 0.1 it passes 1 from t = 681 on (16 of the 50 steps) and peaks at t = 981.
+#[test]
+fn guidance_weight_note_counts_the_steps_with_gamma_over_one() {
+    let s = Schedule::cipherdm();
+    assert!(0.1 * s.snr_weight(681) > 1.0 && 0.1 * s.snr_weight(661) < 1.0);
+    let note = cipherdm_models::results::guidance_weight_note().unwrap();
+    assert!(
+        note.contains("for η = 0.1 it exceeds 1 at 16 of the 50 steps (up to 13.14 at t = 981)"),
+        "{note}"
+    );
+}
