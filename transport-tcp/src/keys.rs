@@ -52,17 +52,19 @@ impl fmt::Display for PublicKey {
 }
 
 fn parse_hex32(s: &str) -> Result<[u8; 32], String> {
-    let s = s.trim();
-    if s.len() != 64 {
-        return Err(format!(
-            "expected 64 hex digits, found {} characters",
-            s.len()
-        ));
+    // Bytes, not `str` slices: a multi-byte character must give an error, not a panic on a
+    // char boundary (found by the `deploy_config` fuzz target).
+    let b = s.trim().as_bytes();
+    if b.len() != 64 {
+        return Err(format!("expected 64 hex digits, found {} bytes", b.len()));
     }
+    let digit = |c: u8| (c as char).to_digit(16).filter(|_| c.is_ascii());
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-            .map_err(|_| format!("not a hex digit pair at position {}", 2 * i))?;
+    for (i, (o, pair)) in out.iter_mut().zip(b.chunks_exact(2)).enumerate() {
+        let (Some(hi), Some(lo)) = (digit(pair[0]), digit(pair[1])) else {
+            return Err(format!("not a hex digit pair at position {}", 2 * i));
+        };
+        *o = (hi * 16 + lo) as u8;
     }
     Ok(out)
 }
@@ -179,5 +181,13 @@ mod tests {
         let bad = "zz".repeat(32);
         let e = bad.parse::<PublicKey>().unwrap_err().to_string();
         assert!(e.contains("hex"), "{e}");
+        // Regression (fuzz find, `deploy_config`): 64 bytes with a two-byte character
+        // straddling a digit pair used to panic on a char boundary.
+        let straddle = format!("{}\u{299}{}", "a".repeat(15), "b".repeat(47));
+        assert_eq!(straddle.len(), 64);
+        let e = straddle.parse::<PublicKey>().unwrap_err().to_string();
+        assert!(e.contains("position 14"), "{e}");
+        let upper = "AB".repeat(32).parse::<PublicKey>().unwrap();
+        assert_eq!(upper.to_string(), "ab".repeat(32));
     }
 }
