@@ -1,5 +1,7 @@
 //! The kernel's error types: plain enums (no `std`), `Display` and `core::error::Error`.
 
+use alloc::boxed::Box;
+use alloc::string::String;
 use core::fmt;
 
 use crate::fixed::EncodeError;
@@ -8,6 +10,7 @@ use crate::transport::PartyId;
 /// What went wrong on a link. Transports return these; the kernel wraps them in
 /// [`Error::Transport`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TransportError {
     /// Nothing arrived from `peer` within `after_ms` milliseconds.
     Timeout {
@@ -89,7 +92,11 @@ impl fmt::Display for TransportError {
 impl core::error::Error for TransportError {}
 
 /// Every fallible kernel operation returns this.
+///
+/// Errors raised inside a graph layer arrive wrapped in [`Error::Layer`], which names the
+/// layer; [`Error::root`] gives the underlying kind (a closed link stays a closed link).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// The transport failed (timeout, closed link, desync, corruption).
     Transport(TransportError),
@@ -113,6 +120,60 @@ pub enum Error {
     /// Input was expected from this party (it is the owner) but none was given, or the
     /// reverse.
     MissingInput,
+    /// A model graph that is not well formed, or inputs that do not fit it.
+    Graph {
+        /// The node (layer) concerned.
+        node: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An error raised while evaluating the layer `layer` of a graph.
+    Layer {
+        /// The layer's name.
+        layer: String,
+        /// The underlying error.
+        source: Box<Error>,
+    },
+    /// The platform could not supply randomness for fresh keys.
+    Entropy,
+}
+
+impl Error {
+    /// `self` attributed to the graph layer `layer` (a no-op for errors that already
+    /// name a layer).
+    pub fn in_layer(self, layer: &str) -> Self {
+        match self {
+            e @ Error::Layer { .. } => e,
+            e => Error::Layer {
+                layer: layer.into(),
+                source: Box::new(e),
+            },
+        }
+    }
+
+    /// The underlying error, below any [`Error::Layer`] context.
+    ///
+    /// ```
+    /// use cipherdm_kernel::{Error, PartyId, TransportError};
+    /// let lost = Error::Transport(TransportError::Closed { peer: PartyId::P1 });
+    /// let e = lost.clone().in_layer("down.0.conv");
+    /// assert_eq!(e.root(), &lost);
+    /// assert_eq!(e.to_string(), "layer `down.0.conv`: link to party 1 is closed");
+    /// ```
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Layer { source, .. } => source.root(),
+            e => e,
+        }
+    }
+
+    /// The link failure underneath, if this is one.
+    pub fn transport(&self) -> Option<&TransportError> {
+        match self.root() {
+            Error::Transport(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -136,6 +197,9 @@ impl fmt::Display for Error {
                     "the input owner must pass values and the other parties must not"
                 )
             }
+            Error::Graph { node, detail } => write!(f, "graph node `{node}`: {detail}"),
+            Error::Layer { layer, source } => write!(f, "layer `{layer}`: {source}"),
+            Error::Entropy => write!(f, "the platform supplied no randomness for fresh keys"),
         }
     }
 }
@@ -145,6 +209,7 @@ impl core::error::Error for Error {
         match self {
             Error::Transport(e) => Some(e),
             Error::Encode(e) => Some(e),
+            Error::Layer { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

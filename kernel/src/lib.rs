@@ -6,7 +6,15 @@
 //! `#![no_std]` + `alloc`; the host plugs its own [`Transport`].
 //!
 //! Layers, bottom to top: [`ring`] → [`fixed`] → [`share`] → [`prss`] →
-//! [`transport`] / [`party`] (with [`cost`] counters) → [`protocols`].
+//! [`transport`] / [`party`] (with [`cost`] counters) → [`protocols`] (with their
+//! [`approx`] tables and [`estimate`]s) → [`nn`] layers → the model [`graph`] format and
+//! its streaming executor [`exec`] (the graph interpreter, the secure backend, weight
+//! sources, per-layer records and the graph cost model).
+//!
+//! Feature `std` (default) adds OS entropy for fresh session keys
+//! ([`party::session_entropy`]) and a monotonic clock for layer times
+//! ([`exec::monotonic_nanos`]); without it the kernel builds for bare-metal targets such
+//! as `thumbv7em-none-eabihf`.
 //!
 //! ```
 //! use cipherdm_kernel::{fixed::FixedPoint, share, shape::Shape};
@@ -36,6 +44,7 @@ pub mod error;
 pub mod estimate;
 pub mod exec;
 pub mod fixed;
+pub mod graph;
 pub mod nn;
 pub mod party;
 pub mod protocols;

@@ -164,14 +164,29 @@ pub fn im2col_index(
     idx
 }
 
-fn gather<R: Ring>(src: &[R], idx: &[u32], out: &mut [R]) {
+/// Fills `out` (one im2col matrix) from `src` (one `(Cin, H, W)` item) through the index
+/// map of [`im2col_index`], writing `zero` where the map says the input is padding. Used
+/// by the secure convolution on each share component and by the plaintext backends on
+/// floats, so every backend convolves with the same geometry.
+///
+/// ```
+/// use cipherdm_kernel::nn::{ConvGeometry, im2col_gather, im2col_index};
+/// // A 3×3 kernel over a 1×2×2 input with "same" padding.
+/// let g = ConvGeometry { stride: 1, padding: [(1, 1), (1, 1)], lhs_dilation: 1 };
+/// let idx = im2col_index([1, 2, 2], 3, &g, [2, 2]);
+/// let mut col = vec![0.0; 9 * 4];
+/// im2col_gather(&[1.0, 2.0, 3.0, 4.0], &idx, 0.0, &mut col);
+/// // The kernel centre (row 4) sees each pixel at its own position.
+/// assert_eq!(&col[16..20], &[1.0, 2.0, 3.0, 4.0]);
+/// ```
+pub fn im2col_gather<T: Copy>(src: &[T], idx: &[u32], zero: T, out: &mut [T]) {
     for (o, &i) in out.iter_mut().zip(idx) {
-        *o = if i == u32::MAX {
-            R::ZERO
-        } else {
-            src[i as usize]
-        };
+        *o = if i == u32::MAX { zero } else { src[i as usize] };
     }
+}
+
+fn gather<R: Ring>(src: &[R], idx: &[u32], out: &mut [R]) {
+    im2col_gather(src, idx, R::ZERO, out);
 }
 
 /// 2-D convolution of a secret NCHW input with a secret `(Cout, Cin, k, k)` kernel and an
@@ -486,4 +501,44 @@ mod tests {
             );
         }
     }
+}
+
+/// LayerNorm over the channels of every position of an NCHW share (a transformer's
+/// per-token normalisation): a local transpose to `(B·H·W, C)` rows, the row
+/// [`layer_norm`](crate::protocols::layer_norm) with affine weights `gamma`, `beta` `(C)`,
+/// and back. Costs what the row LayerNorm costs; the transposes are local.
+pub fn layer_norm_channels<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    gamma: &ArithShare<R>,
+    beta: &ArithShare<R>,
+    eps: f64,
+) -> Result<ArithShare<R>, Error> {
+    let (b, c, h, w) = nchw(x)?;
+    let hw = h * w;
+    let to_rows = |s: &[R]| -> Vec<R> {
+        let mut t = alloc::vec![R::ZERO; s.len()];
+        for bi in 0..b {
+            for ch in 0..c {
+                for pos in 0..hw {
+                    t[(bi * hw + pos) * c + ch] = s[(bi * c + ch) * hw + pos];
+                }
+            }
+        }
+        t
+    };
+    let from_rows = |t: &[R]| -> Vec<R> {
+        let mut s = alloc::vec![R::ZERO; t.len()];
+        for bi in 0..b {
+            for ch in 0..c {
+                for pos in 0..hw {
+                    s[(bi * c + ch) * hw + pos] = t[(bi * hw + pos) * c + ch];
+                }
+            }
+        }
+        s
+    };
+    let rows = map_components(x, Shape::new(&[b * hw, c])?, to_rows)?;
+    let y = crate::protocols::layer_norm(p, &rows, Some((gamma, beta)), eps, 1.0)?;
+    map_components(&y, x.shape().clone(), from_rows)
 }

@@ -33,6 +33,32 @@ pub fn seeded_entropy(seed: u64, id: PartyId) -> ChaCha12Rng {
     rng
 }
 
+/// Entropy for a party's fresh PRSS key contributions: [`seeded_entropy`] when a public
+/// `seed` is given (tests and reproducible benchmarks only), otherwise a ChaCha12 stream
+/// keyed from the operating system (feature `std`). The one place every host — the
+/// in-memory transport, the TCP loopback runner and the party daemon — gets its
+/// [`Party::setup`] entropy from.
+///
+/// ```
+/// use cipherdm_kernel::party::session_entropy;
+/// use cipherdm_kernel::PartyId;
+/// use rand_core::Rng;
+/// let mut fresh = session_entropy(None, PartyId::P0).unwrap();
+/// let mut again = session_entropy(None, PartyId::P0).unwrap();
+/// assert_ne!(fresh.next_u64(), again.next_u64());
+/// ```
+#[cfg(feature = "std")]
+pub fn session_entropy(seed: Option<u64>, id: PartyId) -> Result<ChaCha12Rng, Error> {
+    match seed {
+        Some(s) => Ok(seeded_entropy(s, id)),
+        None => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|_| Error::Entropy)?;
+            Ok(ChaCha12Rng::from_seed(key))
+        }
+    }
+}
+
 /// One of the three parties of a session.
 ///
 /// Created by [`Party::setup`], which agrees fresh PRSS keys with both peers (one round,

@@ -2,15 +2,25 @@
 
 use std::path::PathBuf;
 
+use crate::secure::ShareFileError;
+
 /// Everything that can go wrong building, loading or running a model.
+///
+/// Errors keep their kind: a kernel error (a closed link, a desync, a malformed graph)
+/// stays [`ModelError::Kernel`] with its layer, a bad share file stays
+/// [`ModelError::ShareFile`] with its path and defect.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModelError {
-    /// Tensor or graph shapes that do not fit together.
+    /// Tensor shapes that do not fit together (plaintext backends, samplers).
     #[error("shape error: {0}")]
     Shape(String),
     /// A weight file that does not match the graph: missing, unexpected, wrong shape or dtype.
     #[error("weight error: {0}")]
     Weight(String),
+    /// A share file that cannot be used (which file and what is wrong).
+    #[error("share file {0}")]
+    ShareFile(#[from] ShareFileError),
     /// A malformed file (safetensors, JSON config, IDX, PNG).
     #[error("format error in {what}: {detail}")]
     Format {
@@ -22,9 +32,6 @@ pub enum ModelError {
     /// An invalid option or configuration value.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// A deployment's link, peer or client failed (network, handshake, protocol).
-    #[error("{0}")]
-    Network(String),
     /// A file-system error, with the path it concerned.
     #[error("{path}: {source}")]
     Io {
@@ -33,8 +40,9 @@ pub enum ModelError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// An error from the protocol kernel (for example a missing approximation).
-    #[error("kernel: {0}")]
+    /// An error from the protocol kernel: a link failure, a graph or protocol error,
+    /// named by the layer it happened in.
+    #[error("{0}")]
     Kernel(#[from] cipherdm_kernel::Error),
 }
 
@@ -58,6 +66,14 @@ impl ModelError {
         Self::Format {
             what: what.into(),
             detail: detail.into(),
+        }
+    }
+
+    /// The link failure underneath, if the error is one (a lost or silent peer).
+    pub fn transport(&self) -> Option<&cipherdm_kernel::TransportError> {
+        match self {
+            ModelError::Kernel(e) => e.transport(),
+            _ => None,
         }
     }
 }

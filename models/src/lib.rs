@@ -1,23 +1,33 @@
-//! U-Nets defined once as graphs, evaluated by several backends; weights, schedulers and
-//! samplers, MNIST data and evaluation metrics.
+//! Diffusion models for cipherdm: U-Nets defined once as kernel graphs
+//! ([`cipherdm_kernel::graph`]) and evaluated by several backends; weights, schedulers
+//! and samplers (plain and secure), share files, MNIST data and evaluation metrics.
 //!
-//! - [`graph`]: the op graph and its builder; [`backend::run`] evaluates it on any
-//!   [`backend::Backend`].
-//! - [`plain`]: `plain` (exact) and `plain-approx` (kernel approximation tables) backends.
-//! - [`tiny`]: the exact port of CipherDM's binary-MNIST U-Net;
-//!   [`unet2d`]: a diffusers-style class-conditional U-Net; [`classifier`]: the evaluation CNN.
-//! - [`weights`]: safetensors loading checked against a graph.
-//! - [`schedule`]: linear-beta schedule, DDPM and DDIM, classifier-free and score guidance.
-//! - [`mnist`], [`metrics`], [`image`]: data, F1 / Fréchet distance, PNG grids.
+//! - [`model`]: a diffusion model = a graph + its public inputs; [`shipped`]: the
+//!   models the project ships, compiled in;
+//! - [`tiny`]: the exact port of CipherDM's binary-MNIST U-Net (Zhao et al., 2024);
+//!   [`unet2d`]: diffusers' `UNet2DModel`; [`sd15`]: a Stable-Diffusion-1.5-sized graph
+//!   for cost estimates; [`classifier`]: the evaluation CNN;
+//! - [`plain`]: `plain` (exact) and `plain-approx` (kernel approximation tables)
+//!   backends, on the kernel's graph interpreter [`cipherdm_kernel::exec::run`];
+//! - [`weights`]: safetensors loading checked against a graph; [`tensor`]: the
+//!   plaintext tensor;
+//! - [`schedule`]: linear-beta schedule, DDPM and DDIM, classifier-free guidance and the
+//!   score guidance of "Secure Inference for Diffusion Models via Unconditional Scores"
+//!   (Song et al.);
+//! - [`secure`]: the same samplers on shares, share files, and the owner / user /
+//!   servers roles in one process;
+//! - [`mnist`], [`metrics`], [`image`], [`results`]: data, F1 / Fréchet distance, PNG
+//!   grids, the results tables;
+//! - [`host`]: what the command-line tool and the benches share (allocator tuning,
+//!   peak memory, per-layer tables);
 //! - `train` (cargo feature `train`): the candle autodiff backend over the same graphs.
+//!
+//! No command-line, terminal or daemon code lives here: that is the `cipherdm-cli`
+//! crate's.
 
-pub mod backend;
 pub mod classifier;
-pub mod cli;
-pub mod commands;
-pub mod deploy;
 pub mod error;
-pub mod graph;
+pub mod host;
 pub mod image;
 pub mod metrics;
 pub mod mnist;
@@ -27,6 +37,7 @@ pub mod results;
 pub mod schedule;
 pub mod sd15;
 pub mod secure;
+pub mod shipped;
 pub mod tensor;
 pub mod tiny;
 #[cfg(feature = "train")]

@@ -1,5 +1,9 @@
 //! MNIST from the gzipped IDX files the project ships in `models/data/mnist/`
 //! (MNIST database by LeCun, Cortes and Burges, CC BY-SA 3.0).
+//!
+//! The 10,000 test digits are compiled into the library ([`Mnist::test_set`]), so
+//! evaluation works from any folder; the training digits are read from a folder
+//! ([`Mnist::load_from`], or [`Mnist::load`] which finds it at run time).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -25,23 +29,48 @@ pub enum Split {
     Test,
 }
 
-/// The folder holding the IDX files in this source tree.
-pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
+/// Environment variable naming a folder of MNIST's four `*-ubyte.gz` files.
+pub const DATA_ENV: &str = "CIPHERDM_MNIST";
+
+/// The folder [`Mnist::load`] reads: `$CIPHERDM_MNIST` when set, otherwise
+/// `models/data/mnist` under the current directory (a checkout's root), otherwise
+/// `data/mnist` (the models crate's folder). Resolved at run time, never at build time.
+pub fn data_dir() -> Result<PathBuf, ModelError> {
+    if let Some(dir) = std::env::var_os(DATA_ENV) {
+        return Ok(PathBuf::from(dir));
+    }
+    let tried = [Path::new("models/data/mnist"), Path::new("data/mnist")];
+    tried
+        .iter()
+        .find(|d| d.join("train-labels-idx1-ubyte.gz").is_file())
+        .map(|d| d.to_path_buf())
+        .ok_or_else(|| {
+            ModelError::Config(format!(
+                "no MNIST folder: set {DATA_ENV}, or run from a checkout (looked in {} and {})",
+                tried[0].display(),
+                tried[1].display()
+            ))
+        })
 }
+
+const TEST_IMAGES: &[u8] = include_bytes!("../data/mnist/t10k-images-idx3-ubyte.gz");
+const TEST_LABELS: &[u8] = include_bytes!("../data/mnist/t10k-labels-idx1-ubyte.gz");
 
 const MAX_ITEMS: usize = 100_000;
 
 fn read_gz(path: &Path, limit: usize) -> Result<Vec<u8>, ModelError> {
     let f = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+    gunzip(f, limit).map_err(|e| ModelError::io(path, e))
+}
+
+fn gunzip(r: impl Read, limit: usize) -> Result<Vec<u8>, std::io::Error> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(f)
+    flate2::read::GzDecoder::new(r)
         .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ModelError::io(path, e))?;
+        .read_to_end(&mut out)?;
     if out.len() > limit {
-        return Err(ModelError::format(
-            path.display().to_string(),
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
             "larger than any MNIST file",
         ));
     }
@@ -103,9 +132,24 @@ pub fn parse_labels(b: &[u8]) -> Result<Vec<u8>, ModelError> {
 }
 
 impl Mnist {
-    /// Loads a split from [`data_dir`].
+    /// Loads a split: the test split from the copy compiled into the library, the
+    /// training split from [`data_dir`].
     pub fn load(split: Split) -> Result<Self, ModelError> {
-        Self::load_from(&data_dir(), split)
+        match split {
+            Split::Test => Self::test_set(),
+            Split::Train => Self::load_from(&data_dir()?, split),
+        }
+    }
+
+    /// The 10,000 test digits, from the copy compiled into the library.
+    pub fn test_set() -> Result<Self, ModelError> {
+        let io = |e: std::io::Error| ModelError::format("built-in MNIST test set", e.to_string());
+        let images = parse_images(&gunzip(TEST_IMAGES, 16 + MAX_ITEMS * 784).map_err(io)?)?;
+        let labels = parse_labels(&gunzip(TEST_LABELS, 8 + MAX_ITEMS).map_err(io)?)?;
+        if images.len() != labels.len() * 784 {
+            return Err(ModelError::format("MNIST", "image and label counts differ"));
+        }
+        Ok(Self { images, labels })
     }
 
     /// Loads a split from `dir` (the four `*-ubyte.gz` files).

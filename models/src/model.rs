@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use crate::backend::run;
+use cipherdm_kernel::exec::run;
 use crate::error::ModelError;
-use crate::graph::Graph;
+use cipherdm_kernel::graph::Graph;
 use crate::plain::{Nonlinearity, PlainBackend};
-use crate::schedule::{Condition, Denoiser};
+use crate::schedule::{Condition, DdimConfig, Denoiser, Guidance, Schedule, ddim, initial_noise};
 use crate::tensor::{Float, Tensor};
 use crate::weights::Weights;
 use crate::{tiny, unet2d};
@@ -177,4 +177,45 @@ impl<F: Float> Denoiser for PlainDenoiser<F> {
     ) -> Result<Tensor<f64>, ModelError> {
         Ok(self.forward(&x.cast(), t, conditions)?.cast())
     }
+}
+
+/// Samples `labels` with `steps`-step DDIM in plaintext (CipherDM's schedule) from the
+/// public noise of `seed`, score-guided with strength `guidance_eta` against the exact
+/// model when it is positive; returns the samples `(B, C, H, W)`.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_plain(
+    model: &Model,
+    weights: &Weights<f64>,
+    nonlinearity: Nonlinearity,
+    labels: &[usize],
+    guidance_eta: f64,
+    steps: usize,
+    seed: u64,
+) -> Result<Tensor<f64>, ModelError> {
+    let mut net = PlainDenoiser::new(model.clone(), weights.clone(), nonlinearity)?;
+    let mut exact = PlainDenoiser::new(model.clone(), weights.clone(), Nonlinearity::Exact)?;
+    let [c, h, w] = model.image_shape();
+    let x_t = initial_noise(seed, vec![labels.len(), c, h, w]);
+    let conds: Vec<Condition> = labels.iter().map(|&l| Condition::Class(l)).collect();
+    let cfg = DdimConfig {
+        steps,
+        ..DdimConfig::cipherdm()
+    };
+    let guidance = if guidance_eta > 0.0 {
+        Guidance::Score {
+            eta: guidance_eta,
+            reference: &mut exact,
+        }
+    } else {
+        Guidance::None
+    };
+    ddim(
+        &Schedule::cipherdm(),
+        &cfg,
+        &mut net,
+        x_t,
+        &conds,
+        guidance,
+        seed,
+    )
 }

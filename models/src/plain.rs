@@ -7,9 +7,10 @@
 
 use cipherdm_kernel::approx::{self, Function, Profile};
 
-use crate::backend::Backend;
+use cipherdm_kernel::exec::Backend;
+use cipherdm_kernel::nn::{ConvGeometry, im2col_gather, im2col_index};
 use crate::error::ModelError;
-use crate::graph::{Activation, Conv2d, Node, Op};
+use cipherdm_kernel::graph::{Activation, Conv2d, Node, Op};
 use crate::tensor::{Float, Tensor};
 use crate::weights::Weights;
 
@@ -23,7 +24,39 @@ pub enum Nonlinearity {
     Approx(Profile),
 }
 
+impl core::str::FromStr for Nonlinearity {
+    type Err = ModelError;
+
+    /// `exact` or a profile name ([`Profile`]'s parser), case-insensitive.
+    ///
+    /// ```
+    /// use cipherdm_models::plain::Nonlinearity;
+    /// use cipherdm_kernel::approx::Profile;
+    /// assert_eq!("exact".parse::<Nonlinearity>().unwrap(), Nonlinearity::Exact);
+    /// assert_eq!("Loose".parse::<Nonlinearity>().unwrap(), Nonlinearity::Approx(Profile::Loose));
+    /// assert!("fast".parse::<Nonlinearity>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, ModelError> {
+        if s.trim().eq_ignore_ascii_case("exact") {
+            return Ok(Nonlinearity::Exact);
+        }
+        s.parse().map(Nonlinearity::Approx).map_err(|_| {
+            ModelError::Config(format!(
+                "unknown profile `{s}` (exact, accurate, precise, loose, cipherdm)"
+            ))
+        })
+    }
+}
+
 impl Nonlinearity {
+    /// The name [`FromStr`](core::str::FromStr) reads back.
+    pub fn name(self) -> &'static str {
+        match self {
+            Nonlinearity::Exact => "exact",
+            Nonlinearity::Approx(p) => p.name(),
+        }
+    }
+
     fn table(self, f: Function) -> Result<Option<&'static approx::Entry>, ModelError> {
         match self {
             Nonlinearity::Exact => Ok(None),
@@ -184,9 +217,19 @@ impl<F: Float> PlainBackend<F> {
         let bias = c.bias.as_deref().map(|n| self.w(n)).transpose()?;
         let kk = cin * k * k;
         let hw = ho * wo;
+        let geometry = ConvGeometry {
+            stride: c.stride,
+            padding: c.padding,
+            lhs_dilation: c.lhs_dilation,
+        };
+        if (cin * h * w) as u64 >= u32::MAX as u64 {
+            return Err(ModelError::Shape(format!("`{}`: input item too large", c.weight)));
+        }
+        let idx = im2col_index([cin, h, w], k, &geometry, [ho, wo]);
         let data = self.per_item(b, cout * hw, |bi| {
             let xs = &x.data()[bi * cin * h * w..(bi + 1) * cin * h * w];
-            let col = im2col(xs, [cin, h, w], k, c, [ho, wo]);
+            let mut col = vec![F::zero(); kk * hw];
+            im2col_gather(xs, &idx, F::zero(), &mut col);
             let mut out = vec![F::zero(); cout * hw];
             if let Some(bias) = bias {
                 for (o, row) in out.chunks_mut(hw).enumerate() {
@@ -426,42 +469,6 @@ pub(crate) fn matmul_acc<F: Float>(a: &[F], b: &[F], out: &mut [F], m: usize, k:
             }
         }
     }
-}
-
-/// Columns of every receptive field: `(cin·k·k) × (ho·wo)`.
-fn im2col<F: Float>(
-    x: &[F],
-    [cin, h, w]: [usize; 3],
-    k: usize,
-    c: &Conv2d,
-    [ho, wo]: [usize; 2],
-) -> Vec<F> {
-    let mut col = vec![F::zero(); cin * k * k * ho * wo];
-    let dil = c.lhs_dilation;
-    let (ph, pw) = (c.padding[0].0 as isize, c.padding[1].0 as isize);
-    for ci in 0..cin {
-        for ky in 0..k {
-            for kx in 0..k {
-                let r = (ci * k + ky) * k + kx;
-                let dst = &mut col[r * ho * wo..(r + 1) * ho * wo];
-                for oy in 0..ho {
-                    let yd = (oy * c.stride + ky) as isize - ph;
-                    if yd < 0 || !(yd as usize).is_multiple_of(dil) || yd as usize / dil >= h {
-                        continue;
-                    }
-                    let iy = yd as usize / dil;
-                    for ox in 0..wo {
-                        let xd = (ox * c.stride + kx) as isize - pw;
-                        if xd < 0 || !(xd as usize).is_multiple_of(dil) || xd as usize / dil >= w {
-                            continue;
-                        }
-                        dst[oy * wo + ox] = x[(ci * h + iy) * w + xd as usize / dil];
-                    }
-                }
-            }
-        }
-    }
-    col
 }
 
 impl<F: Float> Backend for PlainBackend<F> {

@@ -10,100 +10,25 @@
 //! the requested labels, and the Fréchet distance of its
 //! penultimate features against the MNIST test digits of the same classes.
 
-use std::collections::BTreeMap;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::commands::{Classifier, shipped_model};
+use crate::classifier::Classifier;
+use crate::schedule::PrecomputedScores;
+use crate::shipped;
 use crate::error::ModelError;
 use crate::image::write_grid;
 use crate::metrics::{accuracy, frechet_distance, gaussian_fit, macro_f1};
 use crate::mnist::{Mnist, Split};
 use crate::model::{Model, PlainDenoiser};
 use crate::plain::Nonlinearity;
-use crate::schedule::{Condition, DdimConfig, Denoiser, Guidance, Schedule, ddim, initial_noise};
+use crate::schedule::{Condition, DdimConfig, Guidance, Schedule, ddim, initial_noise};
 use crate::tensor::Tensor;
 use crate::weights::Weights;
 use cipherdm_kernel::approx::Profile;
 
-/// Records a denoiser's outputs by timestep, then replays them: the unconditional scores
-/// of score guidance, computed once from the public initial noise and reused by every run
-/// that starts from the same noise.
-#[derive(Debug, Default)]
-pub struct PrecomputedScores {
-    by_t: BTreeMap<usize, Tensor<f64>>,
-}
-
-impl PrecomputedScores {
-    /// Runs the unconditional DDIM trajectory of `reference` from `x_t` and keeps every
-    /// step's ε.
-    pub fn compute(
-        schedule: &Schedule,
-        config: &DdimConfig,
-        reference: &mut dyn Denoiser,
-        x_t: Tensor<f64>,
-    ) -> Result<Self, ModelError> {
-        struct Rec<'a> {
-            inner: &'a mut dyn Denoiser,
-            by_t: BTreeMap<usize, Tensor<f64>>,
-        }
-        impl Denoiser for Rec<'_> {
-            fn eps(
-                &mut self,
-                x: &Tensor<f64>,
-                t: usize,
-                c: &[Condition],
-            ) -> Result<Tensor<f64>, ModelError> {
-                let e = self.inner.eps(x, t, c)?;
-                self.by_t.insert(t, e.clone());
-                Ok(e)
-            }
-        }
-        let b = x_t.shape()[0];
-        let mut rec = Rec {
-            inner: reference,
-            by_t: BTreeMap::new(),
-        };
-        ddim(
-            schedule,
-            config,
-            &mut rec,
-            x_t,
-            &vec![Condition::Mean; b],
-            Guidance::None,
-            0,
-        )?;
-        Ok(Self { by_t: rec.by_t })
-    }
-
-    /// The recorded score at timestep `t`.
-    pub fn get(&self, t: usize) -> Option<&Tensor<f64>> {
-        self.by_t.get(&t)
-    }
-}
-
-impl Denoiser for PrecomputedScores {
-    fn eps(
-        &mut self,
-        x: &Tensor<f64>,
-        t: usize,
-        _: &[Condition],
-    ) -> Result<Tensor<f64>, ModelError> {
-        let e = self
-            .by_t
-            .get(&t)
-            .ok_or_else(|| ModelError::Config(format!("no precomputed score for t = {t}")))?;
-        if e.shape() != x.shape() {
-            return Err(ModelError::Shape(format!(
-                "precomputed scores are {:?}, asked for {:?}",
-                e.shape(),
-                x.shape()
-            )));
-        }
-        Ok(e.clone())
-    }
-}
 
 /// One row of the table.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -366,7 +291,7 @@ pub fn run(samples: usize, models: &str, out: &Path) -> Result<(), ModelError> {
     );
     let _ = writeln!(md, "{}", guidance_weight_note()?);
     for name in names {
-        let (model, weights) = shipped_model(name)?;
+        let (model, weights) = shipped::model(name)?;
         let rows = study(name, &model, &weights, samples, &pngs, &mut classifier)?;
         let _ = writeln!(
             md,

@@ -6,6 +6,8 @@
 //! secure executor later. Noise comes from a seeded ChaCha stream: the same seed gives the
 //! same sample.
 
+use std::collections::BTreeMap;
+
 use rand_chacha::ChaCha12Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -395,5 +397,83 @@ fn check_batch(x: &Tensor<f64>, conditions: &[Condition]) -> Result<(), ModelErr
             x.shape(),
             conditions.len()
         ))),
+    }
+}
+
+/// Records a denoiser's outputs by timestep, then replays them: the unconditional scores
+/// of score guidance, computed once from the public initial noise and reused by every run
+/// that starts from the same noise.
+#[derive(Debug, Default)]
+pub struct PrecomputedScores {
+    by_t: BTreeMap<usize, Tensor<f64>>,
+}
+
+impl PrecomputedScores {
+    /// Runs the unconditional DDIM trajectory of `reference` from `x_t` and keeps every
+    /// step's ε.
+    pub fn compute(
+        schedule: &Schedule,
+        config: &DdimConfig,
+        reference: &mut dyn Denoiser,
+        x_t: Tensor<f64>,
+    ) -> Result<Self, ModelError> {
+        struct Rec<'a> {
+            inner: &'a mut dyn Denoiser,
+            by_t: BTreeMap<usize, Tensor<f64>>,
+        }
+        impl Denoiser for Rec<'_> {
+            fn eps(
+                &mut self,
+                x: &Tensor<f64>,
+                t: usize,
+                c: &[Condition],
+            ) -> Result<Tensor<f64>, ModelError> {
+                let e = self.inner.eps(x, t, c)?;
+                self.by_t.insert(t, e.clone());
+                Ok(e)
+            }
+        }
+        let b = x_t.shape()[0];
+        let mut rec = Rec {
+            inner: reference,
+            by_t: BTreeMap::new(),
+        };
+        ddim(
+            schedule,
+            config,
+            &mut rec,
+            x_t,
+            &vec![Condition::Mean; b],
+            Guidance::None,
+            0,
+        )?;
+        Ok(Self { by_t: rec.by_t })
+    }
+
+    /// The recorded score at timestep `t`.
+    pub fn get(&self, t: usize) -> Option<&Tensor<f64>> {
+        self.by_t.get(&t)
+    }
+}
+
+impl Denoiser for PrecomputedScores {
+    fn eps(
+        &mut self,
+        x: &Tensor<f64>,
+        t: usize,
+        _: &[Condition],
+    ) -> Result<Tensor<f64>, ModelError> {
+        let e = self
+            .by_t
+            .get(&t)
+            .ok_or_else(|| ModelError::Config(format!("no precomputed score for t = {t}")))?;
+        if e.shape() != x.shape() {
+            return Err(ModelError::Shape(format!(
+                "precomputed scores are {:?}, asked for {:?}",
+                e.shape(),
+                x.shape()
+            )));
+        }
+        Ok(e.clone())
     }
 }

@@ -9,7 +9,7 @@
 //! small shapes in `models/tests/transformer_ops.rs`).
 
 use crate::error::ModelError;
-use crate::graph::{Activation, Graph, GraphBuilder, ValueId};
+use cipherdm_kernel::graph::{Activation, Graph, GraphBuilder, ValueId};
 use crate::unet2d::resnet_block;
 
 /// Latent channels.
@@ -61,7 +61,7 @@ fn transformer(
     let f = g.linear_1x1(&format!("{b}.ff.net.2"), f, c, true)?;
     let h = g.add(&format!("{b}.residual3"), h, f)?;
     let h = g.linear_1x1(&format!("{p}.proj_out"), h, c, true)?;
-    g.add(&format!("{p}.residual"), x, h)
+    Ok(g.add(&format!("{p}.residual"), x, h)?)
 }
 
 /// The SD-1.5-sized U-Net graph: inputs `x` (4, 64, 64), `time` (320 sinusoidal

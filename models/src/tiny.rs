@@ -10,7 +10,7 @@
 //! a one-hot row (or any mixture of rows, for an "average class" condition).
 
 use crate::error::ModelError;
-use crate::graph::{Activation, Graph, GraphBuilder, Stored, ValueId};
+use cipherdm_kernel::graph::{Activation, Graph, GraphBuilder, Stored, ValueId};
 
 /// Number of classes (digits 0 and 1).
 pub const CLASSES: usize = 2;
@@ -83,7 +83,7 @@ fn attention_block(g: &mut GraphBuilder, p: &str, x: ValueId) -> Result<ValueId,
     let v = g.split(&format!("{p}.v"), qkv, 2 * c, c)?;
     let a = g.attention(&format!("{p}.attention"), q, k, v, 1)?;
     let o = g.conv(&format!("{p}.to_out"), a, c, 1)?;
-    g.add(&format!("{p}.residual"), o, x)
+    Ok(g.add(&format!("{p}.residual"), o, x)?)
 }
 
 /// The `cipherdm-tiny` graph.

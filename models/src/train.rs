@@ -14,9 +14,9 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{Rng, SeedableRng};
 
-use crate::backend::{Backend, run};
+use cipherdm_kernel::exec::{Backend, run};
 use crate::error::ModelError;
-use crate::graph::{Activation, Conv2d, Graph, Node, Op, Stored};
+use cipherdm_kernel::graph::{Activation, Conv2d, Graph, Node, Op, Stored};
 use crate::mnist::Mnist;
 use crate::model::Model;
 use crate::schedule::{Condition, Schedule, normal};

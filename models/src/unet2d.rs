@@ -15,7 +15,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
-use crate::graph::{Activation, Graph, GraphBuilder, Stored, ValueId};
+use cipherdm_kernel::graph::{Activation, Graph, GraphBuilder, Stored, ValueId};
 
 /// The subset of diffusers' `UNet2DModel` config we support (unknown keys are ignored,
 /// unsupported values rejected by [`graph`]).
@@ -132,8 +132,12 @@ impl Config {
             path.to_path_buf()
         };
         let text = std::fs::read_to_string(&file).map_err(|e| ModelError::io(&file, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| ModelError::format(file.display().to_string(), e.to_string()))
+        Self::from_json(&text, &file.display().to_string())
+    }
+
+    /// Parses the text of a `config.json`; `what` names it in errors.
+    pub fn from_json(text: &str, what: &str) -> Result<Self, ModelError> {
+        serde_json::from_str(text).map_err(|e| ModelError::format(what, e.to_string()))
     }
 
     /// Writes `config.json` into `dir`.
@@ -258,7 +262,7 @@ pub(crate) fn resnet_block(
     } else {
         x
     };
-    g.add(&format!("{p}.residual"), skip, h)
+    Ok(g.add(&format!("{p}.residual"), skip, h)?)
 }
 
 fn attention(g: &mut GraphBuilder, p: &str, x: ValueId, ctx: &Ctx) -> Result<ValueId, ModelError> {
@@ -275,7 +279,7 @@ fn attention(g: &mut GraphBuilder, p: &str, x: ValueId, ctx: &Ctx) -> Result<Val
     let v = g.linear_1x1(&format!("{p}.to_v"), h, c, true)?;
     let a = g.attention(&format!("{p}.attention"), q, k, v, heads)?;
     let o = g.linear_1x1(&format!("{p}.to_out.0"), a, c, true)?;
-    g.add(&format!("{p}.residual"), o, x)
+    Ok(g.add(&format!("{p}.residual"), o, x)?)
 }
 
 /// The U-Net graph of `config`.

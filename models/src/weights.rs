@@ -11,7 +11,7 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::ModelError;
-use crate::graph::Graph;
+use cipherdm_kernel::graph::Graph;
 use crate::tensor::{Float, Tensor};
 
 /// A model's weights in canonical layout, by name.

@@ -65,9 +65,6 @@ enum Reply {
     Refused(String),
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 impl Hello {
     /// A hello at the current version.
@@ -147,8 +144,8 @@ impl Hello {
         if self.model_hash != ours.model_hash {
             return Err(mismatch(
                 "model hash",
-                hex(&ours.model_hash),
-                hex(&self.model_hash),
+                crate::hex::encode(&ours.model_hash),
+                crate::hex::encode(&self.model_hash),
             ));
         }
         Ok(())

@@ -44,35 +44,14 @@ impl fmt::Debug for PublicKey {
 
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&crate::hex::encode(&self.0))
     }
-}
-
-fn parse_hex32(s: &str) -> Result<[u8; 32], String> {
-    // Bytes, not `str` slices: a multi-byte character must give an error, not a panic on a
-    // char boundary (found by the `deploy_config` fuzz target).
-    let b = s.trim().as_bytes();
-    if b.len() != 64 {
-        return Err(format!("expected 64 hex digits, found {} bytes", b.len()));
-    }
-    let digit = |c: u8| (c as char).to_digit(16).filter(|_| c.is_ascii());
-    let mut out = [0u8; 32];
-    for (i, (o, pair)) in out.iter_mut().zip(b.chunks_exact(2)).enumerate() {
-        let (Some(hi), Some(lo)) = (digit(pair[0]), digit(pair[1])) else {
-            return Err(format!("not a hex digit pair at position {}", 2 * i));
-        };
-        *o = (hi * 16 + lo) as u8;
-    }
-    Ok(out)
 }
 
 impl FromStr for PublicKey {
     type Err = LinkError;
     fn from_str(s: &str) -> Result<Self, LinkError> {
-        parse_hex32(s)
+        crate::hex::decode32(s)
             .map(PublicKey)
             .map_err(|e| LinkError::Key(format!("public key: {e}")))
     }
@@ -117,7 +96,7 @@ impl KeyPair {
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| LinkError::Key(format!("{}: {e}", path.display())))?;
-        let secret = parse_hex32(&text)
+        let secret = crate::hex::decode32(&text)
             .map_err(|e| LinkError::Key(format!("{}: secret key: {e}", path.display())))?;
         Self::from_secret(&secret)
     }

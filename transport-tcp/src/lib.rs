@@ -10,18 +10,23 @@
 //!   model) whose mismatches name both values;
 //! - [`transport`]: [`TcpTransport`], the kernel's `Transport` on a mio event loop;
 //! - [`loopback`]: three parties on 127.0.0.1 in one process, for tests and benches;
-//! - [`keys`]: static key pairs and their text form.
+//! - [`keys`]: static key pairs and their text form ([`hex`]);
+//! - [`deploy`]: `deploy.toml`, the deployment's parties, clients, keys and limits,
+//!   checked field by field.
 
 pub mod channel;
+pub mod deploy;
 pub mod error;
 pub mod frame;
 pub mod hello;
+pub mod hex;
 pub mod keys;
 pub mod link;
 pub mod loopback;
 pub mod transport;
 
 pub use channel::{Channel, LinkConfig, Mode};
+pub use deploy::{ConfigError, DeployConfig};
 pub use error::LinkError;
 pub use keys::{KeyPair, PublicKey};
 pub use transport::{TcpTransport, WireStats};

@@ -49,6 +49,64 @@ pub enum Profile {
     Accurate,
 }
 
+impl Profile {
+    /// Every profile, in the order of the tables.
+    pub const ALL: [Profile; 4] = [
+        Profile::CipherDm,
+        Profile::Precise,
+        Profile::Loose,
+        Profile::Accurate,
+    ];
+
+    /// The profile's name on command lines and in reports (`cipherdm`, `precise`,
+    /// `loose`, `accurate`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::CipherDm => "cipherdm",
+            Profile::Precise => "precise",
+            Profile::Loose => "loose",
+            Profile::Accurate => "accurate",
+        }
+    }
+}
+
+impl core::fmt::Display for Profile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A profile name that is not one of [`Profile::ALL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownProfile;
+
+impl core::fmt::Display for UnknownProfile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("unknown approximation profile (accurate, precise, loose, cipherdm)")
+    }
+}
+
+impl core::error::Error for UnknownProfile {}
+
+impl core::str::FromStr for Profile {
+    type Err = UnknownProfile;
+
+    /// The one parser of profile names, case-insensitive.
+    ///
+    /// ```
+    /// use cipherdm_kernel::approx::Profile;
+    /// assert_eq!("CipherDM".parse(), Ok(Profile::CipherDm));
+    /// assert_eq!("accurate".parse::<Profile>().unwrap().to_string(), "accurate");
+    /// assert!("exact".parse::<Profile>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, UnknownProfile> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or(UnknownProfile)
+    }
+}
+
 /// A nonlinearity with tabulated approximations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Function {

@@ -1,19 +1,19 @@
 //! Secure sampling: the model graph evaluated on ABY3 shares by three servers.
 //!
-//! - [`backend`]: [`SecureBackend`], the graph interpreter's secure backend (one batched
-//!   protocol call per layer, weights fetched per layer from a
+//! - [`forward`]: one secure forward of a diffusion model on the kernel's
+//!   [`SecureBackend`](cipherdm_kernel::exec::SecureBackend) (one batched protocol call
+//!   per layer, weights fetched per layer from a
 //!   [`WeightSource`](cipherdm_kernel::exec::WeightSource), per-layer cost records);
 //! - [`share_file`]: the owner's share files and their layer-by-layer reader;
 //! - [`sampler`]: DDIM / DDPM on shares with classifier-free and score guidance;
 //! - [`session`]: owner, user and three servers in one process over the memory transport.
 
-pub mod backend;
-pub mod cost;
+pub mod forward;
 pub mod sampler;
 pub mod session;
 pub mod share_file;
 
-pub use backend::SecureBackend;
+pub use forward::forward;
 pub use sampler::{SecureGuidance, StepReport, secure_ddim, secure_ddpm};
 pub use session::{
     GuidanceRequest, PartyWeights, SampleOutcome, SampleRequest, Sampler, ServerJob, ServerOutput,

@@ -21,7 +21,8 @@ use cipherdm_kernel::{ArithShare, Shape, Transport};
 use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
 
-use super::backend::{SecureBackend, public, public_label_rows};
+use super::forward::{forward, public_label_rows};
+use cipherdm_kernel::exec::{SecureBackend, public_share};
 use crate::error::ModelError;
 use crate::model::Model;
 use crate::schedule::{Condition, DdimConfig, DdimStep, Schedule, initial_noise, normal};
@@ -88,17 +89,17 @@ where
     match guidance {
         SecureGuidance::None => Ok(vec![(
             1.0,
-            backend.forward(model, x.clone(), t, labels.clone())?,
+            forward(backend, model, x.clone(), t, labels.clone())?,
         )]),
         SecureGuidance::ClassifierFree { w } => {
             let mean = public_label_rows(model, &vec![Condition::Mean; b])?;
-            let mean = public(backend.party(), &mean, labels.shape().dims())?;
+            let mean = public_share(backend.party(), &mean, labels.shape().dims())?;
             let mut d2 = dims.clone();
             d2[0] = 2 * b;
             let xx = ArithShare::concat(&[x, x]).reshape(Shape::new(&d2)?)?;
             let ll = ArithShare::concat(&[labels, &mean])
                 .reshape(Shape::new(&[2 * b, model.classes()])?)?;
-            let e = backend.forward(model, xx, t, ll)?;
+            let e = forward(backend, model, xx, t, ll)?;
             let shape = Shape::new(&dims)?;
             let cond = e.slice(0, x.len())?.reshape(shape.clone())?;
             let unc = e.slice(x.len(), x.len())?.reshape(shape)?;
@@ -118,7 +119,7 @@ where
                     dims
                 )));
             }
-            let e = backend.forward(model, x.clone(), t, labels.clone())?;
+            let e = forward(backend, model, x.clone(), t, labels.clone())?;
             let gamma = eta * schedule.snr_weight(t);
             Ok(vec![(1.0 - gamma, e), (gamma, u.clone())])
         }
@@ -169,7 +170,7 @@ where
         x = combine(p, (a_prev.sqrt(), &pred_x0), dir, &e)?;
         if let Some(n) = noise {
             let scaled: Vec<f64> = n.iter().map(|v| sigma * v).collect();
-            let add = public(p, &scaled, x.shape().dims())?;
+            let add = public_share(p, &scaled, x.shape().dims())?;
             x = x.add(&add)?;
         }
         on_step(&StepReport {
@@ -213,7 +214,7 @@ where
         x = combine(p, (k, &x), -k * coeff, &e)?;
         if let Some(n) = noise {
             let scaled: Vec<f64> = n.iter().map(|v| beta.sqrt() * v).collect();
-            let add = public(p, &scaled, x.shape().dims())?;
+            let add = public_share(p, &scaled, x.shape().dims())?;
             x = x.add(&add)?;
         }
         on_step(&StepReport {
@@ -254,7 +255,7 @@ where
     let b = check_labels(model, labels)?;
     let [c, h, w] = model.image_shape();
     let x0 = initial_noise(seed, vec![b, c, h, w]);
-    let x = public(backend.party(), x0.data(), &[b, c, h, w])?;
+    let x = public_share(backend.party(), x0.data(), &[b, c, h, w])?;
     Ok((x, ChaCha12Rng::seed_from_u64(seed)))
 }
 

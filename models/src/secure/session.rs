@@ -23,14 +23,13 @@ use cipherdm_transport_mem::{MemConfig, run3_with};
 use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
 
-use super::backend::SecureBackend;
+use cipherdm_kernel::exec::{SecureBackend, monotonic_nanos};
 use super::sampler::{SecureGuidance, StepReport, secure_ddim, secure_ddpm};
 use super::share_file::ShareFileSource;
 use crate::error::ModelError;
 use crate::model::{Model, PlainDenoiser};
 use crate::plain::Nonlinearity;
-use crate::results::PrecomputedScores;
-use crate::schedule::{Condition, DdimConfig, Schedule, initial_noise};
+use crate::schedule::{Condition, DdimConfig, PrecomputedScores, Schedule, initial_noise};
 use crate::tensor::Tensor;
 use crate::weights::Weights;
 
@@ -408,7 +407,8 @@ fn party_sample<T: cipherdm_kernel::Transport>(
     let mut report = |r: &StepReport| on_step(r);
     let (x, layers) = match weights {
         PartySource::Memory(mine) => {
-            let mut backend = SecureBackend::new(p, &model.graph, mine, request.profile)?;
+            let mut backend = SecureBackend::new(p, &model.graph, mine, request.profile)?
+                .with_clock(monotonic_nanos);
             let x = run_sampler(
                 &mut backend,
                 request,
@@ -422,7 +422,8 @@ fn party_sample<T: cipherdm_kernel::Transport>(
         PartySource::File { path, model_id } => {
             let me = p.id();
             let source = ShareFileSource::open(&path, me, &model.graph, &model_id, fixed)?;
-            let mut backend = SecureBackend::new(p, &model.graph, source, request.profile)?;
+            let mut backend = SecureBackend::new(p, &model.graph, source, request.profile)?
+                .with_clock(monotonic_nanos);
             let x = run_sampler(
                 &mut backend,
                 request,

@@ -4,7 +4,8 @@
 //! (postcard), then for every tensor in the header's order this party's two components
 //! (`x_i` then `x_{i+1}`, little-endian ring elements, canonical layout, fixed point).
 //!
-//! The header names the model, the SHA-256 of its graph (architecture hash), the ring,
+//! The header names the model, its graph's architecture hash
+//! ([`Graph::architecture_hash`]), the ring,
 //! the fraction bits, the party the file belongs to, and a SHA-256 commitment to the
 //! fresh seed the shares were drawn from (the same in all three files of one split, so
 //! the parties can check they hold matching files). A party checks all of it on load,
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::ModelError;
-use crate::graph::Graph;
+use cipherdm_kernel::graph::Graph;
 use crate::weights::Weights;
 
 /// The file magic.
@@ -61,6 +62,7 @@ pub struct ShareHeader {
 
 /// A bad share file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ShareFileError {
     /// The file cannot be opened or read.
     #[error("{path}: {source}")]
@@ -151,16 +153,6 @@ pub enum ShareFileError {
     MixedSplits,
 }
 
-impl From<ShareFileError> for ModelError {
-    fn from(e: ShareFileError) -> Self {
-        ModelError::Weight(e.to_string())
-    }
-}
-
-/// SHA-256 of a graph's full description (ops, shapes, weight names and layouts).
-pub fn architecture_hash(graph: &Graph) -> [u8; 32] {
-    Sha256::digest(format!("{graph:?}").as_bytes()).into()
-}
 
 fn commitment(seed: &[u8; 32]) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -204,7 +196,7 @@ pub fn write_share_files(
         let header = ShareHeader {
             version: VERSION,
             model_id: model_id.into(),
-            architecture_hash: architecture_hash(graph),
+            architecture_hash: graph.architecture_hash(),
             ring: RING.into(),
             frac_bits: fixed.frac_bits(),
             party: i as u8,
@@ -318,7 +310,7 @@ impl ShareFileSource {
                 expected: model_id.into(),
             });
         }
-        if header.architecture_hash != architecture_hash(graph) {
+        if header.architecture_hash != graph.architecture_hash() {
             return Err(ShareFileError::WrongArchitecture(path));
         }
         if header.ring != RING || header.frac_bits != fixed.frac_bits() {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use cipherdm_kernel::approx::Profile;
 
-use crate::backend::run;
+use cipherdm_kernel::exec::run;
 use crate::classifier;
 use crate::error::ModelError;
 
@@ -154,8 +154,8 @@ pub fn sample_plain(
 pub struct Classifier {
     logits: PlainBackend<f32>,
     features: PlainBackend<f32>,
-    head: crate::graph::Graph,
-    body: crate::graph::Graph,
+    head: cipherdm_kernel::graph::Graph,
+    body: cipherdm_kernel::graph::Graph,
 }
 
 impl Classifier {
@@ -368,8 +368,8 @@ mod architecture_tests {
             let (shipped, _) = shipped_model(name).unwrap();
             let built = model_architecture(name).unwrap();
             assert_eq!(
-                crate::secure::share_file::architecture_hash(&built.graph),
-                crate::secure::share_file::architecture_hash(&shipped.graph),
+                built.graph.architecture_hash(),
+                shipped.graph.architecture_hash(),
                 "{name}"
             );
         }

@@ -1,13 +1,16 @@
 //! The cost model of a secure forward: bytes and rounds per layer from the graph and the
-//! shapes alone (the kernel's [`estimate`](cipherdm_kernel::estimate) functions, one per
-//! protocol), no arithmetic and no messages. `bench/tests/cost_model.rs` checks it
-//! against the measured counters of both U-Nets, exactly.
+//! shapes alone (the [`estimate`](crate::estimate) functions, one per protocol), no
+//! arithmetic and no messages. The kernel's `exec` test and the bench crate's
+//! `cost_model` test check it against the measured counters of the
+//! [`SecureBackend`](super::SecureBackend), exactly.
 
-use cipherdm_kernel::approx::{Function, Profile};
-use cipherdm_kernel::estimate::{self, Estimate};
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 
-use super::backend::op_name;
-use crate::error::ModelError;
+use crate::approx::{Function, Profile};
+use crate::error::Error;
+use crate::estimate::{self, Estimate};
 use crate::graph::{Activation, Graph, Op};
 
 /// One layer's estimate.
@@ -31,7 +34,8 @@ pub fn forward(
     batch: usize,
     profile: Profile,
     f: u32,
-) -> Result<Vec<LayerEstimate>, ModelError> {
+) -> Result<Vec<LayerEstimate>, Error> {
+    graph.validate()?;
     let shape_of = |i: usize| -> Vec<usize> {
         let mut s = vec![batch];
         s.extend_from_slice(&graph.nodes[i].shape);
@@ -70,7 +74,7 @@ pub fn forward(
         };
         out.push(LayerEstimate {
             name: node.name.clone(),
-            op: op_name(&node.op),
+            op: node.op.kind_name(),
             shape,
             cost,
         });

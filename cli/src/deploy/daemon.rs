@@ -32,7 +32,6 @@ use super::jobs::{ANNOUNCE_LEN, JobRequest, PartyReply, REQUEST_MAX, announce};
 use crate::commands::model_architecture;
 use crate::error::ModelError;
 use crate::model::Model;
-use crate::secure::share_file::architecture_hash;
 use crate::secure::{SecureGuidance, ServerJob, ShareFileSource, serve_sample};
 
 /// Most handshakes in progress at once (a flood of connections cannot exhaust threads).
@@ -112,7 +111,7 @@ pub fn run_party(
         64,
         fixed.frac_bits(),
         &cfg.model,
-        architecture_hash(&model.graph),
+        model.graph.architecture_hash(),
     );
     let server = Arc::new(Server {
         cfg,

@@ -15,7 +15,6 @@ use super::jobs::{JobRequest, JobSpec, PartyReply, REPLY_MAX};
 use crate::commands::model_architecture;
 use crate::error::ModelError;
 use crate::secure::session::user_label_shares;
-use crate::secure::share_file::architecture_hash;
 use crate::secure::user_rng;
 use crate::tensor::Tensor;
 
@@ -107,7 +106,7 @@ pub fn sample_remote(
         64,
         fixed.frac_bits(),
         &cfg.model,
-        architecture_hash(&model.graph),
+        model.graph.architecture_hash(),
     );
     let (tx, rx) = channel::<(usize, Result<PartyReply, String>)>();
     let mut threads = Vec::new();

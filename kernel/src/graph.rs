@@ -16,8 +16,28 @@
 //! The graph is streaming-friendly: [`Graph::last_uses`] says when each value dies, so an
 //! executor keeps only live values (the U-Net skips) and can fetch each layer's weights
 //! just before the layer runs.
+//!
+//! A graph's identity — what share files and session handshakes compare — is
+//! [`Graph::architecture_hash`], SHA-256 of the canonical, versioned byte encoding
+//! [`Graph::canonical_bytes`] (never of `Debug` output, which is not a stable format).
+//!
+//! ```
+//! use cipherdm_kernel::graph::{Activation, GraphBuilder};
+//! let mut g = GraphBuilder::new();
+//! let x = g.input("x", vec![1, 4, 4]);
+//! let c = g.conv("conv", x, 2, 3).unwrap();
+//! let y = g.act("act", c, Activation::Silu);
+//! let graph = g.finish(y);
+//! assert_eq!(graph.nodes[y].shape, vec![2, 4, 4]);
+//! assert_eq!(graph.parameter_count(), 2 * 1 * 3 * 3 + 2);
+//! ```
 
-use crate::error::ModelError;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::error::Error;
 
 /// Index of a value (= of the node that produces it).
 pub type ValueId = usize;
@@ -287,8 +307,11 @@ pub struct GraphBuilder {
     stored: Option<Stored>,
 }
 
-fn shape_err(name: &str, msg: String) -> ModelError {
-    ModelError::Shape(format!("{name}: {msg}"))
+fn shape_err(name: &str, msg: String) -> Error {
+    Error::Graph {
+        node: name.to_string(),
+        detail: msg,
+    }
 }
 
 impl GraphBuilder {
@@ -331,7 +354,7 @@ impl GraphBuilder {
         name: &str,
         shape: Vec<usize>,
         stored: Stored,
-    ) -> Result<String, ModelError> {
+    ) -> Result<String, Error> {
         if let Some(w) = self.weights.iter().find(|w| w.name == name) {
             if w.shape != shape {
                 return Err(shape_err(
@@ -367,9 +390,9 @@ impl GraphBuilder {
         padding: [(usize, usize); 2],
         lhs_dilation: usize,
         bias: bool,
-    ) -> Result<ValueId, ModelError> {
+    ) -> Result<ValueId, Error> {
         let [cin, h, w] = self.nchw(prefix, x)?;
-        let out = |n: usize, (lo, hi): (usize, usize)| -> Result<usize, ModelError> {
+        let out = |n: usize, (lo, hi): (usize, usize)| -> Result<usize, Error> {
             let dilated = (n.max(1) - 1) * lhs_dilation + 1 + lo + hi;
             if dilated < k || stride == 0 || lhs_dilation == 0 {
                 return Err(shape_err(
@@ -408,7 +431,7 @@ impl GraphBuilder {
         x: ValueId,
         cout: usize,
         k: usize,
-    ) -> Result<ValueId, ModelError> {
+    ) -> Result<ValueId, Error> {
         let p = (k - 1) / 2;
         self.conv_general(prefix, x, cout, k, 1, [(p, k - 1 - p); 2], 1, true)
     }
@@ -421,7 +444,7 @@ impl GraphBuilder {
         x: ValueId,
         cout: usize,
         bias: bool,
-    ) -> Result<ValueId, ModelError> {
+    ) -> Result<ValueId, Error> {
         let [cin, h, w] = self.nchw(prefix, x)?;
         let weight = self.weight(
             &format!("{prefix}.weight"),
@@ -445,7 +468,7 @@ impl GraphBuilder {
 
     /// A dense layer on a `(B, in)` value: `{prefix}.kernel` `(in, out)` for flax,
     /// `{prefix}.weight` `(out, in)` for PyTorch.
-    pub fn dense(&mut self, prefix: &str, x: ValueId, out: usize) -> Result<ValueId, ModelError> {
+    pub fn dense(&mut self, prefix: &str, x: ValueId, out: usize) -> Result<ValueId, Error> {
         let (kname, stored) = if self.is_flax() {
             ("kernel", Stored::Transposed)
         } else {
@@ -463,7 +486,7 @@ impl GraphBuilder {
         weight_suffix: &str,
         stored: Stored,
         bias: bool,
-    ) -> Result<ValueId, ModelError> {
+    ) -> Result<ValueId, Error> {
         let &[n] = self.shape(x) else {
             return Err(shape_err(
                 prefix,
@@ -486,7 +509,7 @@ impl GraphBuilder {
         x: ValueId,
         groups: usize,
         eps: f64,
-    ) -> Result<ValueId, ModelError> {
+    ) -> Result<ValueId, Error> {
         let shape = self.shape(x).to_vec();
         let c = shape[0];
         if groups == 0 || !c.is_multiple_of(groups) {
@@ -514,7 +537,7 @@ impl GraphBuilder {
     }
 
     /// `a + b` (with `b` a `(C)` vector broadcast over an NCHW `a`).
-    pub fn add(&mut self, name: &str, a: ValueId, b: ValueId) -> Result<ValueId, ModelError> {
+    pub fn add(&mut self, name: &str, a: ValueId, b: ValueId) -> Result<ValueId, Error> {
         let (sa, sb) = (self.shape(a).to_vec(), self.shape(b).to_vec());
         if sa != sb && !(sb.len() == 1 && sa.len() == 3 && sa[0] == sb[0]) {
             return Err(shape_err(name, format!("cannot add {sb:?} to {sa:?}")));
@@ -529,7 +552,7 @@ impl GraphBuilder {
     }
 
     /// Channel concatenation.
-    pub fn concat(&mut self, name: &str, parts: &[ValueId]) -> Result<ValueId, ModelError> {
+    pub fn concat(&mut self, name: &str, parts: &[ValueId]) -> Result<ValueId, Error> {
         let first = self.shape(parts[0]).to_vec();
         let mut c = 0;
         for &p in parts {
@@ -554,7 +577,7 @@ impl GraphBuilder {
         x: ValueId,
         start: usize,
         len: usize,
-    ) -> Result<ValueId, ModelError> {
+    ) -> Result<ValueId, Error> {
         let mut shape = self.shape(x).to_vec();
         if start + len > shape[0] {
             return Err(shape_err(
@@ -575,7 +598,7 @@ impl GraphBuilder {
         k: ValueId,
         v: ValueId,
         heads: usize,
-    ) -> Result<ValueId, ModelError> {
+    ) -> Result<ValueId, Error> {
         let s = self.shape(q).to_vec();
         let sk = self.shape(k).to_vec();
         if s.len() != 3 || sk.len() != 3 || sk[0] != s[0] || self.shape(v) != sk.as_slice() {
@@ -600,7 +623,7 @@ impl GraphBuilder {
         prefix: &str,
         x: ValueId,
         eps: f64,
-    ) -> Result<ValueId, ModelError> {
+    ) -> Result<ValueId, Error> {
         let [c, h, w] = self.nchw(prefix, x)?;
         let scale = self.weight(&format!("{prefix}.weight"), vec![c], Stored::Canonical)?;
         let bias = self.weight(&format!("{prefix}.bias"), vec![c], Stored::Canonical)?;
@@ -609,7 +632,7 @@ impl GraphBuilder {
     }
 
     /// Elementwise product of two values of one shape.
-    pub fn mul(&mut self, name: &str, a: ValueId, b: ValueId) -> Result<ValueId, ModelError> {
+    pub fn mul(&mut self, name: &str, a: ValueId, b: ValueId) -> Result<ValueId, Error> {
         let (sa, sb) = (self.shape(a).to_vec(), self.shape(b).to_vec());
         if sa != sb {
             return Err(shape_err(name, format!("cannot multiply {sa:?} by {sb:?}")));
@@ -618,24 +641,24 @@ impl GraphBuilder {
     }
 
     /// Nearest-neighbour upsampling by 2.
-    pub fn upsample2(&mut self, name: &str, x: ValueId) -> Result<ValueId, ModelError> {
+    pub fn upsample2(&mut self, name: &str, x: ValueId) -> Result<ValueId, Error> {
         let [c, h, w] = self.nchw(name, x)?;
         Ok(self.push(name, Op::Upsample2, vec![x], vec![c, 2 * h, 2 * w]))
     }
 
     /// Global mean pooling to a `(C)` vector.
-    pub fn global_mean_pool(&mut self, name: &str, x: ValueId) -> Result<ValueId, ModelError> {
+    pub fn global_mean_pool(&mut self, name: &str, x: ValueId) -> Result<ValueId, Error> {
         let [c, _, _] = self.nchw(name, x)?;
         Ok(self.push(name, Op::GlobalMeanPool, vec![x], vec![c]))
     }
 
     /// Flattens a feature map to a vector.
-    pub fn flatten(&mut self, name: &str, x: ValueId) -> Result<ValueId, ModelError> {
+    pub fn flatten(&mut self, name: &str, x: ValueId) -> Result<ValueId, Error> {
         let [c, h, w] = self.nchw(name, x)?;
         Ok(self.push(name, Op::Flatten, vec![x], vec![c * h * w]))
     }
 
-    fn nchw(&self, name: &str, x: ValueId) -> Result<[usize; 3], ModelError> {
+    fn nchw(&self, name: &str, x: ValueId) -> Result<[usize; 3], Error> {
         match *self.shape(x) {
             [c, h, w] => Ok([c, h, w]),
             ref s => Err(shape_err(
@@ -652,5 +675,239 @@ impl GraphBuilder {
             weights: self.weights,
             output,
         }
+    }
+}
+
+/// Version of [`Graph::canonical_bytes`]; bump it whenever the encoding changes.
+pub const GRAPH_ENCODING_VERSION: u16 = 1;
+
+/// Magic bytes that open a canonical graph encoding.
+pub const GRAPH_MAGIC: [u8; 8] = *b"CDMGRAPH";
+
+impl Activation {
+    /// A short name, for cost tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Silu => "silu",
+            Activation::Gelu => "gelu",
+            Activation::Relu => "relu",
+        }
+    }
+
+    fn tag(self) -> u8 {
+        match self {
+            Activation::Silu => 0,
+            Activation::Gelu => 1,
+            Activation::Relu => 2,
+        }
+    }
+}
+
+impl Op {
+    /// A short name of the op kind, for cost tables (e.g. `conv2d`, `silu`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Op::Input(_) => "input",
+            Op::Conv2d(_) => "conv2d",
+            Op::Dense { .. } => "dense",
+            Op::GroupNorm { .. } => "group_norm",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::Mul => "mul",
+            Op::Act(a) => a.name(),
+            Op::Add => "add",
+            Op::Scale(_) => "scale",
+            Op::Concat => "concat",
+            Op::Split { .. } => "split",
+            Op::Attention { .. } => "attention",
+            Op::Upsample2 => "upsample2",
+            Op::GlobalMeanPool => "global_mean_pool",
+            Op::Flatten => "flatten",
+        }
+    }
+
+    fn encode(&self, e: &mut Encoder) {
+        match self {
+            Op::Input(name) => {
+                e.u8(0);
+                e.str(name);
+            }
+            Op::Conv2d(c) => {
+                e.u8(1);
+                e.str(&c.weight);
+                e.opt_str(c.bias.as_deref());
+                e.usize(c.stride);
+                for (lo, hi) in c.padding {
+                    e.usize(lo);
+                    e.usize(hi);
+                }
+                e.usize(c.lhs_dilation);
+            }
+            Op::Dense { weight, bias } => {
+                e.u8(2);
+                e.str(weight);
+                e.opt_str(bias.as_deref());
+            }
+            Op::GroupNorm {
+                groups,
+                eps,
+                scale,
+                bias,
+            } => {
+                e.u8(3);
+                e.usize(*groups);
+                e.f64(*eps);
+                e.str(scale);
+                e.str(bias);
+            }
+            Op::LayerNorm { eps, scale, bias } => {
+                e.u8(4);
+                e.f64(*eps);
+                e.str(scale);
+                e.str(bias);
+            }
+            Op::Act(a) => {
+                e.u8(5);
+                e.u8(a.tag());
+            }
+            Op::Mul => e.u8(6),
+            Op::Add => e.u8(7),
+            Op::Scale(c) => {
+                e.u8(8);
+                e.f64(*c);
+            }
+            Op::Concat => e.u8(9),
+            Op::Split { start, len } => {
+                e.u8(10);
+                e.usize(*start);
+                e.usize(*len);
+            }
+            Op::Attention { heads } => {
+                e.u8(11);
+                e.usize(*heads);
+            }
+            Op::Upsample2 => e.u8(12),
+            Op::GlobalMeanPool => e.u8(13),
+            Op::Flatten => e.u8(14),
+        }
+    }
+}
+
+impl Stored {
+    fn tag(self) -> u8 {
+        match self {
+            Stored::Canonical => 0,
+            Stored::Hwio => 1,
+            Stored::Transposed => 2,
+            Stored::Linear1x1 => 3,
+        }
+    }
+}
+
+/// Little-endian writer of the canonical encoding: integers as `u64`, reals as their IEEE
+/// bits, strings and lists length-prefixed.
+struct Encoder(Vec<u8>);
+
+impl Encoder {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn usize(&mut self, v: usize) {
+        self.u64(v as u64);
+    }
+    fn f64(&mut self, v: f64) {
+        self.u64(v.to_bits());
+    }
+    fn str(&mut self, s: &str) {
+        self.usize(s.len());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+            None => self.u8(0),
+        }
+    }
+    fn dims(&mut self, d: &[usize]) {
+        self.usize(d.len());
+        for &v in d {
+            self.usize(v);
+        }
+    }
+}
+
+impl Graph {
+    /// The canonical byte encoding of the graph (version [`GRAPH_ENCODING_VERSION`]):
+    /// [`GRAPH_MAGIC`], the version as `u16`, then every node (name, op tag and fields,
+    /// inputs, shape), every weight (name, canonical shape, file layout) and the output,
+    /// all little-endian, integers as `u64`, reals as IEEE-754 bits, strings and lists
+    /// length-prefixed. Two graphs have equal encodings exactly when they are equal
+    /// (reals compared bit for bit).
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut e = Encoder(Vec::with_capacity(64 * self.nodes.len()));
+        e.0.extend_from_slice(&GRAPH_MAGIC);
+        e.0.extend_from_slice(&GRAPH_ENCODING_VERSION.to_le_bytes());
+        e.usize(self.nodes.len());
+        for n in &self.nodes {
+            e.str(&n.name);
+            n.op.encode(&mut e);
+            e.dims(&n.inputs);
+            e.dims(&n.shape);
+        }
+        e.usize(self.weights.len());
+        for w in &self.weights {
+            e.str(&w.name);
+            e.dims(&w.shape);
+            e.u8(w.stored.tag());
+        }
+        e.usize(self.output);
+        e.0
+    }
+
+    /// The architecture hash: SHA-256 of [`canonical_bytes`](Self::canonical_bytes).
+    /// Share files and session handshakes compare it, so parties refuse weights made for
+    /// another architecture.
+    ///
+    /// ```
+    /// use cipherdm_kernel::graph::GraphBuilder;
+    /// let mut a = GraphBuilder::new();
+    /// let x = a.input("x", vec![3]);
+    /// let y = a.dense("fc", x, 2).unwrap();
+    /// let a = a.finish(y);
+    /// let mut b = GraphBuilder::new();
+    /// let x = b.input("x", vec![3]);
+    /// let y = b.dense("fc", x, 4).unwrap();
+    /// let b = b.finish(y);
+    /// assert_eq!(a.architecture_hash(), a.clone().architecture_hash());
+    /// assert_ne!(a.architecture_hash(), b.architecture_hash());
+    /// ```
+    pub fn architecture_hash(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.canonical_bytes()).into()
+    }
+
+    /// Checks that every node's inputs are earlier values in the number its op takes,
+    /// and that the output is a value: what [`exec::run`](crate::exec::run) relies on.
+    pub fn validate(&self) -> Result<(), Error> {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !n.op.accepts_inputs(n.inputs.len()) {
+                return Err(shape_err(
+                    &n.name,
+                    format!("{} inputs do not suit {}", n.inputs.len(), n.op.kind_name()),
+                ));
+            }
+            if n.inputs.iter().any(|&v| v >= i) {
+                return Err(shape_err(&n.name, "reads a value not computed before it".into()));
+            }
+        }
+        if self.output >= self.nodes.len() {
+            return Err(shape_err("output", "the graph output is not a value".into()));
+        }
+        Ok(())
     }
 }

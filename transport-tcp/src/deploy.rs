@@ -29,7 +29,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cipherdm_transport_tcp::{LinkConfig, Mode, PublicKey};
+use crate::{LinkConfig, Mode, PublicKey};
 use serde::Deserialize;
 
 /// Largest config file read.
@@ -38,6 +38,7 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// A problem in the deployment config, naming the field.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {field}: {message}")]
+#[non_exhaustive]
 pub struct ConfigError {
     /// The config file.
     pub file: String,
