@@ -177,6 +177,41 @@ pub enum Links<'a> {
     Tcp(Mode),
 }
 
+/// Why a benchmark run failed: the model or its protocols, or (TCP) the loopback links.
+#[derive(Debug)]
+pub enum BenchError {
+    /// A model, weight or kernel error (a closed link during a forward included).
+    Model(cipherdm_models::ModelError),
+    /// The loopback links could not be set up.
+    Loopback(loopback::LoopbackError),
+    /// A bad option.
+    Usage(String),
+}
+
+impl std::fmt::Display for BenchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BenchError::Model(e) => write!(f, "{e}"),
+            BenchError::Loopback(e) => write!(f, "{e}"),
+            BenchError::Usage(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for BenchError {}
+
+impl From<cipherdm_models::ModelError> for BenchError {
+    fn from(e: cipherdm_models::ModelError) -> Self {
+        BenchError::Model(e)
+    }
+}
+
+impl From<loopback::LoopbackError> for BenchError {
+    fn from(e: loopback::LoopbackError) -> Self {
+        BenchError::Loopback(e)
+    }
+}
+
 /// One party's forward: records, cost and time after the set-up.
 type PartyForward = (Vec<cipherdm_kernel::exec::LayerRecord>, Cost, Duration);
 
@@ -188,13 +223,12 @@ fn forward_party<T: cipherdm_kernel::Transport>(
     labels: ArithShare<u64>,
     profile: cipherdm_kernel::approx::Profile,
 ) -> Result<PartyForward, cipherdm_models::ModelError> {
-    use cipherdm_models::secure::SecureBackend;
-    use cipherdm_models::secure::backend::public;
-    let xs = public(p, x.data(), x.shape())?;
+    use cipherdm_kernel::exec::{SecureBackend, monotonic_nanos, public_share};
+    let xs = public_share(p, x.data(), x.shape())?;
     let c0 = *p.costs().total();
     let t0 = Instant::now();
-    let mut b = SecureBackend::new(p, &model.graph, ws, profile)?;
-    b.forward(model, xs, 501, labels)?;
+    let mut b = SecureBackend::new(p, &model.graph, ws, profile)?.with_clock(monotonic_nanos);
+    cipherdm_models::secure::forward(&mut b, model, xs, 501, labels)?;
     let records = b.take_records();
     Ok((records, p.costs().total().since(&c0), t0.elapsed()))
 }
@@ -207,7 +241,7 @@ pub fn secure_forward(
     profile: cipherdm_kernel::approx::Profile,
     batch: usize,
     cfg: &MemConfig,
-) -> Result<Forward, cipherdm_models::ModelError> {
+) -> Result<Forward, BenchError> {
     secure_forward_on(model, weights, profile, batch, Links::Mem(cfg))
 }
 
@@ -218,8 +252,7 @@ pub fn secure_forward_on(
     profile: cipherdm_kernel::approx::Profile,
     batch: usize,
     links: Links<'_>,
-) -> Result<Forward, cipherdm_models::ModelError> {
-    use cipherdm_models::ModelError;
+) -> Result<Forward, BenchError> {
     use cipherdm_models::secure::session::{owner_weight_shares, user_label_shares};
     let fixed = match links {
         Links::Mem(cfg) => cfg.fixed,
@@ -241,7 +274,7 @@ pub fn secure_forward_on(
                 Ok(forward_party(p, model, &x, ws, l, profile))
             });
             for r in out {
-                parts.push(r.map_err(ModelError::from)??);
+                parts.push(r.map_err(cipherdm_models::ModelError::from)??);
             }
         }
         Links::Tcp(mode) => {
@@ -257,7 +290,7 @@ pub fn secure_forward_on(
                 Ok(forward_party(p, model, &x, ws, l, profile))
             });
             for r in out {
-                parts.push(r.map_err(|e| ModelError::Network(e.to_string()))??);
+                parts.push(r??);
             }
         }
     }

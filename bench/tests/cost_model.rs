@@ -4,12 +4,12 @@
 use cipherdm_bench::secure_forward;
 use cipherdm_kernel::FixedPoint;
 use cipherdm_kernel::approx::Profile;
-use cipherdm_models::commands::shipped_model;
-use cipherdm_models::secure::cost;
+use cipherdm_kernel::exec::cost;
+use cipherdm_models::shipped;
 use cipherdm_transport_mem::MemConfig;
 
 fn check(model: &str, profile: Profile, batch: usize) {
-    let (m, w) = shipped_model(model).unwrap();
+    let (m, w) = shipped::model(model).unwrap();
     let f = FixedPoint::default().frac_bits();
     let est = cost::forward(&m.graph, batch, profile, f).unwrap();
     let run = secure_forward(&m, &w, profile, batch, &MemConfig::default()).unwrap();

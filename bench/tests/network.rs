@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use cipherdm_bench::secure_forward;
 use cipherdm_kernel::approx::Profile;
-use cipherdm_models::commands::shipped_model;
+use cipherdm_models::shipped;
 use cipherdm_transport_mem::{MemConfig, Network};
 
 #[test]
 fn network_model_predicts_an_injected_run_within_20_percent() {
-    let (model, weights) = shipped_model("tiny").unwrap();
+    let (model, weights) = shipped::model("tiny").unwrap();
     let profile = Profile::Loose;
     let plain = secure_forward(&model, &weights, profile, 1, &MemConfig::default()).unwrap();
     // Latency and bandwidth both matter: ~3.2 s of hops, ~0.25 s of transfer. (The model

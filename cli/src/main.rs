@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cipherdm_models::{cli, commands};
+use cipherdm_cli::{commands, remote, sample};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -57,8 +57,8 @@ impl DrawArgs {
         guidance: f64,
         weights: Option<PathBuf>,
         shares: Option<PathBuf>,
-    ) -> cli::SampleOptions {
-        cli::SampleOptions {
+    ) -> sample::SampleOptions {
+        sample::SampleOptions {
             labels: match (self.label, self.labels) {
                 (Some(l), _) => l.to_string(),
                 (None, Some(ls)) => ls,
@@ -98,7 +98,7 @@ struct SampleArgs {
 }
 
 impl SampleArgs {
-    fn options(self, shares: Option<PathBuf>) -> cli::SampleOptions {
+    fn options(self, shares: Option<PathBuf>) -> sample::SampleOptions {
         let guidance = self.guidance.unwrap_or(if self.draw.sampler == "ddim" {
             0.1
         } else {
@@ -248,15 +248,15 @@ enum ClientCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cipherdm_models::cli::tune_allocator();
+    cipherdm_models::host::tune_allocator();
     let r = match cli.command {
-        Command::Sample { args, shares } => cli::secure_sample(&args.options(shares)),
-        Command::PlainSample { args } => cli::plain_sample(&args.options(None)),
+        Command::Sample { args, shares } => sample::secure_sample(&args.options(shares)),
+        Command::PlainSample { args } => sample::plain_sample(&args.options(None)),
         Command::ShareModel {
             model,
             weights,
             out,
-        } => cli::share_model(&model, weights.as_deref(), &out),
+        } => sample::share_model(&model, weights.as_deref(), &out),
         Command::Train {
             model,
             steps,
@@ -267,8 +267,8 @@ fn main() -> ExitCode {
             init,
         } => commands::train(&model, steps, batch, lr, seed, out, init),
         Command::EvalClassifier => commands::eval_classifier(),
-        Command::Keygen { out } => cli::keygen(&out),
-        Command::Party { config, id } => cli::party(&config, id),
+        Command::Keygen { out } => remote::keygen(&out),
+        Command::Party { config, id } => remote::party(&config, id),
         Command::Client {
             command:
                 ClientCommand::Sample {
@@ -281,7 +281,7 @@ fn main() -> ExitCode {
         } => {
             // Score guidance needs the owner online: the daemon offers `--cfg` only.
             let o = draw.options(String::new(), 0.0, None, None);
-            cli::client_sample(
+            remote::client_sample(
                 &o,
                 &config,
                 client.as_deref(),

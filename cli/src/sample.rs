@@ -1,30 +1,40 @@
-//! The `cipherdm` commands' bodies: `sample`, `plain-sample`, `share-model`, `keygen`,
-//! `party` and `client sample` — option parsing helpers, progress bars and summaries.
+//! `cipherdm sample` (three servers in this process), `plain-sample` (the plaintext
+//! reference) and `share-model` (the owner's split), with the drawing options they share
+//! with `client sample`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use cipherdm_kernel::FixedPoint;
 use cipherdm_kernel::approx::Profile;
 use cipherdm_kernel::cost::Cost;
-use cipherdm_kernel::exec::{LayerRecord, merge_records};
-use cipherdm_transport_mem::MemConfig;
-use indicatif::{ProgressBar, ProgressStyle};
-
-use crate::commands::{load_model, parse_labels};
-use crate::deploy::{DeployConfig, JobSpec, Progress, sample_remote};
-use crate::error::ModelError;
-use crate::image::write_grid;
-use crate::model::Model;
-use crate::schedule::DdimConfig;
-use crate::secure::session::{fresh_rng, owner_weight_shares};
-use crate::secure::{
+use cipherdm_models::host::{human_bytes, peak_rss_bytes};
+use cipherdm_models::image::write_grid;
+use cipherdm_models::model::{Model, PlainDenoiser};
+use cipherdm_models::plain::Nonlinearity;
+use cipherdm_models::schedule::{
+    Condition, DdimConfig, Guidance, Schedule, ddim, ddpm, initial_noise,
+};
+use cipherdm_models::secure::session::{fresh_rng, owner_weight_shares};
+use cipherdm_models::secure::{
     GuidanceRequest, PartyWeights, SampleOutcome, SampleRequest, Sampler, sample_in_process,
     write_share_files,
 };
-use cipherdm_transport_tcp::KeyPair;
+use cipherdm_models::shipped;
+use cipherdm_transport_mem::MemConfig;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::CliError;
+
+/// A progress bar of `steps` denoising steps on stderr.
+pub fn progress_bar(steps: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len}  {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
 
 /// Options shared by `sample` and `plain-sample`.
 #[derive(Clone, Debug)]
@@ -56,24 +66,40 @@ pub struct SampleOptions {
 }
 
 /// A profile name of the secure path (`exact` has no secure evaluation).
-pub fn parse_profile(s: &str) -> Result<Profile, ModelError> {
-    match crate::commands::parse_nonlinearity(s)? {
-        crate::plain::Nonlinearity::Approx(p) => Ok(p),
-        crate::plain::Nonlinearity::Exact => Err(ModelError::Config(
+pub fn parse_profile(s: &str) -> Result<Profile, CliError> {
+    match s.parse::<Nonlinearity>()? {
+        Nonlinearity::Approx(p) => Ok(p),
+        Nonlinearity::Exact => Err(CliError::Usage(
             "`exact` has no secure evaluation: choose accurate, precise, loose or cipherdm".into(),
         )),
     }
 }
 
+/// Parses a comma-separated list of labels, each below `classes`.
+pub fn parse_labels(s: &str, classes: usize) -> Result<Vec<usize>, CliError> {
+    s.split(',')
+        .map(|p| {
+            let v: usize = p
+                .trim()
+                .parse()
+                .map_err(|_| CliError::Usage(format!("label `{p}` is not a number")))?;
+            if v >= classes {
+                return Err(CliError::Usage(format!("label {v} out of 0..{classes}")));
+            }
+            Ok(v)
+        })
+        .collect()
+}
+
 impl SampleOptions {
-    fn label_list(&self, model: &Model) -> Result<Vec<usize>, ModelError> {
+    pub(crate) fn label_list(&self, model: &Model) -> Result<Vec<usize>, CliError> {
         let base = if self.labels.trim().is_empty() {
             (0..model.classes()).collect()
         } else {
             parse_labels(&self.labels, model.classes())?
         };
         if self.grid == 0 || self.grid > 64 || base.len() * self.grid > 256 {
-            return Err(ModelError::Config(format!(
+            return Err(CliError::Usage(format!(
                 "--grid {} with {} labels: at most 64 per label and 256 images",
                 self.grid,
                 base.len()
@@ -85,7 +111,7 @@ impl SampleOptions {
             .collect())
     }
 
-    fn columns(&self, images: usize) -> usize {
+    pub(crate) fn columns(&self, images: usize) -> usize {
         if self.grid > 1 {
             self.grid.min(10)
         } else {
@@ -93,28 +119,28 @@ impl SampleOptions {
         }
     }
 
-    fn sampler(&self) -> Result<Sampler, ModelError> {
+    pub(crate) fn sampler(&self) -> Result<Sampler, CliError> {
         match self.sampler.as_str() {
             "ddim" => Ok(Sampler::Ddim(DdimConfig {
                 steps: self.steps,
                 ..DdimConfig::cipherdm()
             })),
             "ddpm" => Ok(Sampler::Ddpm),
-            other => Err(ModelError::Config(format!(
+            other => Err(CliError::Usage(format!(
                 "unknown sampler `{other}` (ddim, ddpm)"
             ))),
         }
     }
 
-    fn guidance(&self) -> Result<GuidanceRequest, ModelError> {
+    pub(crate) fn guidance(&self) -> Result<GuidanceRequest, CliError> {
         if !self.guidance.is_finite() || self.guidance < 0.0 {
-            return Err(ModelError::Config("--guidance must be ≥ 0".into()));
+            return Err(CliError::Usage("--guidance must be ≥ 0".into()));
         }
         Ok(match self.cfg {
             Some(w) if w.is_finite() => GuidanceRequest::ClassifierFree(w),
-            Some(_) => return Err(ModelError::Config("--cfg must be finite".into())),
+            Some(_) => return Err(CliError::Usage("--cfg must be finite".into())),
             None if self.guidance > 0.0 && self.sampler != "ddim" => {
-                return Err(ModelError::Config(
+                return Err(CliError::Usage(
                     "score guidance is implemented for DDIM; use --cfg with DDPM".into(),
                 ));
             }
@@ -125,8 +151,8 @@ impl SampleOptions {
 }
 
 /// `cipherdm sample`: three servers in this process over the memory transport.
-pub fn secure_sample(o: &SampleOptions) -> Result<(), ModelError> {
-    let (model, weights) = load_model(&o.model, o.weights.as_deref())?;
+pub fn secure_sample(o: &SampleOptions) -> Result<(), CliError> {
+    let (model, weights) = shipped::load(&o.model, o.weights.as_deref())?;
     let labels = o.label_list(&model)?;
     let request = SampleRequest {
         model: model.clone(),
@@ -153,12 +179,7 @@ pub fn secure_sample(o: &SampleOptions) -> Result<(), ModelError> {
         Sampler::Ddim(c) => c.steps,
         Sampler::Ddpm => 1000,
     };
-    let bar = ProgressBar::new(steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len}  {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    let bar = progress_bar(steps);
     let outcome = sample_in_process(&request, party_weights, Some(&weights), &transport, &|r| {
         bar.set_position(r.done as u64);
         bar.set_message(format!(
@@ -174,128 +195,14 @@ pub fn secure_sample(o: &SampleOptions) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// `cipherdm keygen`: a static key pair at `<out>.key` / `<out>.pub`.
-pub fn keygen(out: &Path) -> Result<(), ModelError> {
-    let kp = KeyPair::generate().map_err(|e| ModelError::Config(e.to_string()))?;
-    let with = |ext: &str| {
-        let mut p = out.as_os_str().to_owned();
-        p.push(ext);
-        PathBuf::from(p)
-    };
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-    }
-    kp.save(&with(".key"))
-        .map_err(|e| ModelError::Config(e.to_string()))?;
-    let public = with(".pub");
-    std::fs::write(&public, format!("{}\n", kp.public)).map_err(|e| ModelError::io(&public, e))?;
-    eprintln!(
-        "wrote {} (secret) and {}",
-        with(".key").display(),
-        public.display()
-    );
-    println!("{}", kp.public);
-    Ok(())
-}
-
-/// `cipherdm party`: logs to stderr (`RUST_LOG` filters), stops on SIGTERM / SIGINT.
-pub fn party(config: &Path, id: usize) -> Result<(), ModelError> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| ModelError::Config(format!("installing a signal handler: {e}")))?;
-    }
-    crate::deploy::run_party(config, id, stop)
-}
-
-/// `cipherdm client sample`: one job on a deployment, written to `o.out`.
-pub fn client_sample(
-    o: &SampleOptions,
-    config: &Path,
-    client: Option<&str>,
-    share_seed: Option<u64>,
-    job_timeout: Duration,
-) -> Result<(), ModelError> {
-    let cfg = DeployConfig::load(config).map_err(|e| ModelError::Config(e.to_string()))?;
-    let entry = cfg
-        .client(client)
-        .map_err(|e| ModelError::Config(e.to_string()))?;
-    let model = crate::commands::model_architecture(&cfg.model)?;
-    let labels = o.label_list(&model)?;
-    parse_profile(&o.approx)?;
-    let spec = JobSpec {
-        job: [0; 16],
-        profile: o.approx.clone(),
-        ddim_steps: match o.sampler()? {
-            Sampler::Ddim(c) => Some(c.steps),
-            Sampler::Ddpm => None,
-        },
-        cfg: o.cfg,
-        seed: o.seed,
-        batch: labels.len(),
-    };
-    let steps = spec.ddim_steps.unwrap_or(1000);
-    let bar = ProgressBar::new(steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len}  {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    let out = sample_remote(
-        &cfg,
-        entry,
-        spec,
-        &labels,
-        share_seed,
-        job_timeout,
-        &|p| match p {
-            Progress::Queued { ahead } => bar.set_message(format!("queued behind {ahead} job(s)")),
-            Progress::Step {
-                done,
-                bytes,
-                rounds,
-                ..
-            } => {
-                bar.set_position(done as u64);
-                bar.set_message(format!(
-                    "party 0: {} sent, {rounds} rounds",
-                    human_bytes(bytes)
-                ));
-            }
-        },
-    )?;
-    bar.finish_and_clear();
-    write_grid(&o.out, &out.image, o.columns(labels.len()))?;
-    eprintln!(
-        "wrote {} | servers {:.2} s | sent per party {} / {} / {} | {} rounds",
-        o.out.display(),
-        out.seconds,
-        human_bytes(out.bytes[0]),
-        human_bytes(out.bytes[1]),
-        human_bytes(out.bytes[2]),
-        out.rounds
-    );
-    Ok(())
-}
-
 /// `cipherdm plain-sample`: the plaintext reference with the same options (`exact` is
 /// accepted as a profile).
-pub fn plain_sample(o: &SampleOptions) -> Result<(), ModelError> {
-    use crate::model::PlainDenoiser;
-    use crate::schedule::{Condition, Guidance, Schedule, ddim, ddpm, initial_noise};
-    let (model, weights) = load_model(&o.model, o.weights.as_deref())?;
+pub fn plain_sample(o: &SampleOptions) -> Result<(), CliError> {
+    let (model, weights) = shipped::load(&o.model, o.weights.as_deref())?;
     let labels = o.label_list(&model)?;
-    let nonlinearity = crate::commands::parse_nonlinearity(&o.approx)?;
+    let nonlinearity: Nonlinearity = o.approx.parse()?;
     let mut net = PlainDenoiser::new(model.clone(), weights.clone(), nonlinearity)?;
-    let mut exact = PlainDenoiser::new(model.clone(), weights, crate::plain::Nonlinearity::Exact)?;
+    let mut exact = PlainDenoiser::new(model.clone(), weights, Nonlinearity::Exact)?;
     let [c, h, w] = model.image_shape();
     let x_t = initial_noise(o.seed, vec![labels.len(), c, h, w]);
     let conds: Vec<Condition> = labels.iter().map(|&l| Condition::Class(l)).collect();
@@ -322,8 +229,8 @@ fn share_paths(dir: &Path, model: &str) -> [PathBuf; 3] {
 }
 
 /// `cipherdm share-model`: the owner's split into three share files.
-pub fn share_model(model: &str, weights: Option<&Path>, out: &Path) -> Result<(), ModelError> {
-    let (m, w) = load_model(model, weights)?;
+pub fn share_model(model: &str, weights: Option<&Path>, out: &Path) -> Result<(), CliError> {
+    let (m, w) = shipped::load(model, weights)?;
     let paths = write_share_files(&m.graph, &w, model, FixedPoint::default(), out, model, None)?;
     for p in &paths {
         eprintln!("wrote {}", p.display());
@@ -352,4 +259,3 @@ fn print_summary(o: &SampleOutcome, steps: usize, out: &Path) {
         peak_rss_bytes().map_or("n/a".into(), human_bytes),
     );
 }
-

@@ -10,15 +10,16 @@ use std::sync::Mutex;
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
+use cipherdm_cli::deploy::{JobSpec, Progress, RemoteOutcome, sample_remote};
 use cipherdm_kernel::FixedPoint;
 use cipherdm_kernel::approx::Profile;
-use cipherdm_models::commands::shipped_model;
-use cipherdm_models::deploy::{DeployConfig, JobSpec, Progress, sample_remote};
 use cipherdm_models::schedule::DdimConfig;
 use cipherdm_models::secure::{
     GuidanceRequest, PartyWeights, SampleRequest, Sampler, sample_in_process, write_share_files,
 };
+use cipherdm_models::shipped;
 use cipherdm_transport_mem::MemConfig;
+use cipherdm_transport_tcp::DeployConfig;
 use cipherdm_transport_tcp::hello::{self, Hello, Role};
 use cipherdm_transport_tcp::{Channel, KeyPair, LinkConfig};
 
@@ -71,7 +72,7 @@ impl Deployment {
         let dir = std::env::temp_dir().join(format!("cdm-deploy-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("keys")).unwrap();
-        let (model, weights) = shipped_model("tiny").unwrap();
+        let (model, weights) = shipped::model("tiny").unwrap();
         write_share_files(
             &model.graph,
             &weights,
@@ -144,7 +145,7 @@ fn spec(steps: usize, seed: u64) -> JobSpec {
 }
 
 /// A one-step job drawing a 1: proof that the deployment serves.
-fn one_step_job(cfg: &DeployConfig, seed: u64) -> cipherdm_models::deploy::RemoteOutcome {
+fn one_step_job(cfg: &DeployConfig, seed: u64) -> RemoteOutcome {
     sample_remote(
         cfg,
         cfg.client(None).unwrap(),
@@ -174,7 +175,7 @@ fn three_processes_give_the_in_process_image_bit_for_bit_and_refuse_strangers() 
     )
     .unwrap();
 
-    let (model, _) = shipped_model("tiny").unwrap();
+    let (model, _) = shipped::model("tiny").unwrap();
     let local = sample_in_process(
         &SampleRequest {
             model,

@@ -618,12 +618,7 @@ impl GraphBuilder {
 
     /// LayerNorm over the channels of each position, with affine weights
     /// `{prefix}.weight` and `{prefix}.bias`.
-    pub fn layer_norm(
-        &mut self,
-        prefix: &str,
-        x: ValueId,
-        eps: f64,
-    ) -> Result<ValueId, Error> {
+    pub fn layer_norm(&mut self, prefix: &str, x: ValueId, eps: f64) -> Result<ValueId, Error> {
         let [c, h, w] = self.nchw(prefix, x)?;
         let scale = self.weight(&format!("{prefix}.weight"), vec![c], Stored::Canonical)?;
         let bias = self.weight(&format!("{prefix}.bias"), vec![c], Stored::Canonical)?;
@@ -902,11 +897,17 @@ impl Graph {
                 ));
             }
             if n.inputs.iter().any(|&v| v >= i) {
-                return Err(shape_err(&n.name, "reads a value not computed before it".into()));
+                return Err(shape_err(
+                    &n.name,
+                    "reads a value not computed before it".into(),
+                ));
             }
         }
         if self.output >= self.nodes.len() {
-            return Err(shape_err("output", "the graph output is not a value".into()));
+            return Err(shape_err(
+                "output",
+                "the graph output is not a value".into(),
+            ));
         }
         Ok(())
     }

@@ -63,9 +63,8 @@ impl Classifier {
     pub fn shipped() -> Result<Self, ModelError> {
         let head = graph(true)?;
         let body = graph(false)?;
-        let w: Weights<f32> =
-            Weights::from_safetensors(&head, crate::shipped::CLASSIFIER_WEIGHTS)
-                .map_err(|e| ModelError::Weight(format!("shipped classifier weights: {e}")))?;
+        let w: Weights<f32> = Weights::from_safetensors(&head, crate::shipped::CLASSIFIER_WEIGHTS)
+            .map_err(|e| ModelError::Weight(format!("shipped classifier weights: {e}")))?;
         let mut wb = Weights::default();
         for spec in &body.weights {
             wb.insert(spec.name.clone(), w.get(&spec.name)?.clone());

@@ -3,14 +3,14 @@
 
 use std::path::Path;
 
-use cipherdm_kernel::exec::run;
 use crate::error::ModelError;
-use cipherdm_kernel::graph::Graph;
 use crate::plain::{Nonlinearity, PlainBackend};
 use crate::schedule::{Condition, DdimConfig, Denoiser, Guidance, Schedule, ddim, initial_noise};
 use crate::tensor::{Float, Tensor};
 use crate::weights::Weights;
 use crate::{tiny, unet2d};
+use cipherdm_kernel::exec::run;
+use cipherdm_kernel::graph::Graph;
 
 /// The architectures the project ships.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,12 +7,12 @@
 
 use cipherdm_kernel::approx::{self, Function, Profile};
 
-use cipherdm_kernel::exec::Backend;
-use cipherdm_kernel::nn::{ConvGeometry, im2col_gather, im2col_index};
 use crate::error::ModelError;
-use cipherdm_kernel::graph::{Activation, Conv2d, Node, Op};
 use crate::tensor::{Float, Tensor};
 use crate::weights::Weights;
+use cipherdm_kernel::exec::Backend;
+use cipherdm_kernel::graph::{Activation, Conv2d, Node, Op};
+use cipherdm_kernel::nn::{ConvGeometry, im2col_gather, im2col_index};
 
 /// How nonlinearities are evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -223,7 +223,10 @@ impl<F: Float> PlainBackend<F> {
             lhs_dilation: c.lhs_dilation,
         };
         if (cin * h * w) as u64 >= u32::MAX as u64 {
-            return Err(ModelError::Shape(format!("`{}`: input item too large", c.weight)));
+            return Err(ModelError::Shape(format!(
+                "`{}`: input item too large",
+                c.weight
+            )));
         }
         let idx = im2col_index([cin, h, w], k, &geometry, [ho, wo]);
         let data = self.per_item(b, cout * hw, |bi| {

@@ -10,25 +10,23 @@
 //! the requested labels, and the Fréchet distance of its
 //! penultimate features against the MNIST test digits of the same classes.
 
-
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
 use crate::classifier::Classifier;
-use crate::schedule::PrecomputedScores;
-use crate::shipped;
 use crate::error::ModelError;
 use crate::image::write_grid;
 use crate::metrics::{accuracy, frechet_distance, gaussian_fit, macro_f1};
 use crate::mnist::{Mnist, Split};
 use crate::model::{Model, PlainDenoiser};
 use crate::plain::Nonlinearity;
+use crate::schedule::PrecomputedScores;
 use crate::schedule::{Condition, DdimConfig, Guidance, Schedule, ddim, initial_noise};
+use crate::shipped;
 use crate::tensor::Tensor;
 use crate::weights::Weights;
 use cipherdm_kernel::approx::Profile;
-
 
 /// One row of the table.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

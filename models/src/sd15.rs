@@ -9,8 +9,8 @@
 //! small shapes in `models/tests/transformer_ops.rs`).
 
 use crate::error::ModelError;
-use cipherdm_kernel::graph::{Activation, Graph, GraphBuilder, ValueId};
 use crate::unet2d::resnet_block;
+use cipherdm_kernel::graph::{Activation, Graph, GraphBuilder, ValueId};
 
 /// Latent channels.
 pub const LATENT_CHANNELS: usize = 4;

@@ -37,7 +37,10 @@ fn unknown(name: &str) -> ModelError {
 pub fn architecture(name: &str) -> Result<Model, ModelError> {
     match name {
         "tiny" => Model::tiny(),
-        "mnist" => Model::unet2d(unet2d::Config::from_json(MNIST_CONFIG, "mnist config.json")?),
+        "mnist" => Model::unet2d(unet2d::Config::from_json(
+            MNIST_CONFIG,
+            "mnist config.json",
+        )?),
         other => Err(unknown(other)),
     }
 }

@@ -14,14 +14,14 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{Rng, SeedableRng};
 
-use cipherdm_kernel::exec::{Backend, run};
 use crate::error::ModelError;
-use cipherdm_kernel::graph::{Activation, Conv2d, Graph, Node, Op, Stored};
 use crate::mnist::Mnist;
 use crate::model::Model;
 use crate::schedule::{Condition, Schedule, normal};
 use crate::tensor::Tensor;
 use crate::weights::Weights;
+use cipherdm_kernel::exec::{Backend, run};
+use cipherdm_kernel::graph::{Activation, Conv2d, Graph, Node, Op, Stored};
 
 fn ce(e: candle_core::Error) -> ModelError {
     ModelError::Config(format!("candle: {e}"))

@@ -11,8 +11,8 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::ModelError;
-use cipherdm_kernel::graph::Graph;
 use crate::tensor::{Float, Tensor};
+use cipherdm_kernel::graph::Graph;
 
 /// A model's weights in canonical layout, by name.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1,15 +1,15 @@
 //! Graph shapes and parameter counts, and the plain / plain-approx backends.
 
 use cipherdm_kernel::approx::{self, Function, Profile};
-use cipherdm_models::backend::run;
-use cipherdm_models::graph::{Activation, GraphBuilder, Op};
+use cipherdm_kernel::exec::run;
+use cipherdm_kernel::graph::{Activation, GraphBuilder, Op};
 use cipherdm_models::model::{Model, PlainDenoiser};
 use cipherdm_models::plain::{Nonlinearity, PlainBackend, silu};
 use cipherdm_models::schedule::{Condition, initial_noise};
 use cipherdm_models::{Tensor, Weights, classifier, tiny, unet2d};
 
 /// Deterministic pseudo-random weights for a graph (small, so activations stay sane).
-pub fn random_weights(graph: &cipherdm_models::graph::Graph, seed: u64) -> Weights<f64> {
+pub fn random_weights(graph: &cipherdm_kernel::graph::Graph, seed: u64) -> Weights<f64> {
     let mut w = Weights::default();
     for (i, s) in graph.weights.iter().enumerate() {
         let n: usize = s.shape.iter().product();
@@ -40,7 +40,7 @@ pub fn random_weights(graph: &cipherdm_models::graph::Graph, seed: u64) -> Weigh
     w
 }
 
-fn params_with_prefix(g: &cipherdm_models::graph::Graph, prefix: &str) -> usize {
+fn params_with_prefix(g: &cipherdm_kernel::graph::Graph, prefix: &str) -> usize {
     g.weights
         .iter()
         .filter(|w| w.name.starts_with(prefix))

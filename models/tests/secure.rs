@@ -4,19 +4,19 @@
 mod common;
 
 use cipherdm_kernel::approx::Profile;
+use cipherdm_kernel::exec::public_share as public;
+use cipherdm_kernel::exec::{SecureBackend, run};
 use cipherdm_kernel::protocols as pr;
 use cipherdm_kernel::{FixedPoint, PartyId};
-use cipherdm_models::backend::run;
-use cipherdm_models::commands::shipped_model;
 use cipherdm_models::model::{Model, PlainDenoiser};
 use cipherdm_models::plain::{Nonlinearity, PlainBackend};
 use cipherdm_models::schedule::{Condition, DdimConfig, initial_noise};
-use cipherdm_models::secure::backend::public;
 use cipherdm_models::secure::session::{owner_weight_shares, user_label_shares};
 use cipherdm_models::secure::{
-    GuidanceRequest, PartyWeights, SampleRequest, Sampler, SecureBackend, ShareFileError,
-    ShareFileSource, sample_in_process, write_share_files,
+    GuidanceRequest, PartyWeights, SampleRequest, Sampler, ShareFileError, ShareFileSource,
+    sample_in_process, write_share_files,
 };
+use cipherdm_models::shipped;
 use cipherdm_models::{Tensor, Weights};
 use cipherdm_transport_mem::{MemConfig, run3_with};
 use common::{PlainRecorder, SecureRecorder};
@@ -91,7 +91,7 @@ fn compare_forward(model: &Model, weights: &Weights<f64>, profile: Profile, tol:
 
 #[test]
 fn tiny_secure_forward_matches_plain_approx_layer_by_layer() {
-    let (model, weights) = shipped_model("tiny").unwrap();
+    let (model, weights) = shipped::model("tiny").unwrap();
     // Tolerance: fixed-point error (≤ 2e-3 of the layer's scale); CipherDm's piecewise
     // SiLU jumps at its segment ends, so an input within the fixed-point error of an end
     // can land on the other piece: 2e-2 of scale.
@@ -103,7 +103,7 @@ fn tiny_secure_forward_matches_plain_approx_layer_by_layer() {
 
 #[test]
 fn mnist_secure_forward_matches_plain_approx_layer_by_layer() {
-    let (model, weights) = shipped_model("mnist").unwrap();
+    let (model, weights) = shipped::model("mnist").unwrap();
     let worst = compare_forward(&model, &weights, Profile::Accurate, 2e-3);
     eprintln!("mnist Accurate: worst relative layer error {worst:.2e}");
 }
@@ -150,7 +150,7 @@ fn memory_shares(model: &Model, weights: &Weights<f64>) -> PartyWeights {
 
 #[test]
 fn tiny_50_step_secure_sample_matches_plain_approx_and_opens_only_the_image() {
-    let (model, weights) = shipped_model("tiny").unwrap();
+    let (model, weights) = shipped::model("tiny").unwrap();
     let profile = Profile::CipherDm;
     let labels = vec![0, 1];
     let req = request(&model, profile, labels.clone(), 50, GuidanceRequest::None);
@@ -160,7 +160,7 @@ fn tiny_50_step_secure_sample_matches_plain_approx_and_opens_only_the_image() {
     })
     .unwrap();
     assert_eq!(steps.into_inner(), 50);
-    let plain = cipherdm_models::commands::sample_plain(
+    let plain = cipherdm_models::model::sample_plain(
         &model,
         &weights,
         Nonlinearity::Approx(profile),
@@ -183,7 +183,7 @@ fn tiny_50_step_secure_sample_matches_plain_approx_and_opens_only_the_image() {
 
 #[test]
 fn score_guidance_on_shares_equals_the_plaintext_formula() {
-    let (model, weights) = shipped_model("tiny").unwrap();
+    let (model, weights) = shipped::model("tiny").unwrap();
     let profile = Profile::Loose;
     let labels = vec![1, 0];
     let req = request(
@@ -201,7 +201,7 @@ fn score_guidance_on_shares_equals_the_plaintext_formula() {
         &|_| {},
     )
     .unwrap();
-    let plain = cipherdm_models::commands::sample_plain(
+    let plain = cipherdm_models::model::sample_plain(
         &model,
         &weights,
         Nonlinearity::Approx(profile),
@@ -211,7 +211,7 @@ fn score_guidance_on_shares_equals_the_plaintext_formula() {
         11,
     )
     .unwrap();
-    let unguided = cipherdm_models::commands::sample_plain(
+    let unguided = cipherdm_models::model::sample_plain(
         &model,
         &weights,
         Nonlinearity::Approx(profile),
@@ -233,7 +233,7 @@ fn score_guidance_on_shares_equals_the_plaintext_formula() {
 
 #[test]
 fn classifier_free_guidance_on_shares_matches_plaintext() {
-    let (model, weights) = shipped_model("tiny").unwrap();
+    let (model, weights) = shipped::model("tiny").unwrap();
     let profile = Profile::Accurate;
     let labels = vec![0];
     let req = request(
@@ -271,7 +271,7 @@ fn classifier_free_guidance_on_shares_matches_plaintext() {
 
 #[test]
 fn servers_hold_random_looking_shares_of_labels_and_weights() {
-    let (model, weights) = shipped_model("tiny").unwrap();
+    let (model, weights) = shipped::model("tiny").unwrap();
     let fixed = FixedPoint::default();
     let mut rng = ChaCha12Rng::seed_from_u64(4);
     let labels = user_label_shares(&model, &[1, 0, 1], fixed, &mut rng).unwrap();
@@ -325,7 +325,7 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
 
 #[test]
 fn share_files_sample_and_each_bad_file_has_its_own_error() {
-    let (model, weights) = shipped_model("tiny").unwrap();
+    let (model, weights) = shipped::model("tiny").unwrap();
     let fixed = FixedPoint::default();
     let dir = tempdir("files");
     let paths = write_share_files(
@@ -357,7 +357,7 @@ fn share_files_sample_and_each_bad_file_has_its_own_error() {
     assert!(psnr(&from_files.image, &from_memory.image) > 60.0);
 
     let open =
-        |path: &std::path::Path, me: usize, graph: &cipherdm_models::graph::Graph, id: &str| {
+        |path: &std::path::Path, me: usize, graph: &cipherdm_kernel::graph::Graph, id: &str| {
             ShareFileSource::open(path, PartyId::ALL[me], graph, id, fixed).err()
         };
     // Another party's file.
@@ -450,7 +450,7 @@ fn share_files_sample_and_each_bad_file_has_its_own_error() {
 fn secure_ddpm_matches_plaintext_ddpm_on_a_short_schedule() {
     use cipherdm_models::schedule::{Guidance, Schedule, ddpm};
     use cipherdm_models::secure::{SecureGuidance, secure_ddpm};
-    let (model, weights) = shipped_model("tiny").unwrap();
+    let (model, weights) = shipped::model("tiny").unwrap();
     let profile = Profile::Accurate;
     let schedule = Schedule::linear(6, 1e-2, 0.3);
     let labels = [1usize];
@@ -500,7 +500,7 @@ fn secure_ddpm_matches_plaintext_ddpm_on_a_short_schedule() {
 
 #[test]
 fn mnist_secure_sample_matches_plain_approx() {
-    let (model, weights) = shipped_model("mnist").unwrap();
+    let (model, weights) = shipped::model("mnist").unwrap();
     let profile = Profile::Accurate;
     let labels = vec![7];
     let req = request(
@@ -518,7 +518,7 @@ fn mnist_secure_sample_matches_plain_approx() {
         &|_| {},
     )
     .unwrap();
-    let plain = cipherdm_models::commands::sample_plain(
+    let plain = cipherdm_models::model::sample_plain(
         &model,
         &weights,
         Nonlinearity::Approx(profile),

@@ -4,8 +4,10 @@
 
 use std::path::PathBuf;
 
-use cipherdm_models::commands::{classifier_test_accuracy, sample_plain, shipped_model};
+use cipherdm_models::classifier::Classifier;
+use cipherdm_models::model::sample_plain;
 use cipherdm_models::plain::Nonlinearity;
+use cipherdm_models::shipped;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -15,7 +17,7 @@ fn fixture(name: &str) -> PathBuf {
 
 /// Five DDIM steps from seed 0 for one sample per class, compared with the fixture.
 fn check_fixture(model: &str, labels: &[usize]) {
-    let (m, w) = shipped_model(model).unwrap();
+    let (m, w) = shipped::model(model).unwrap();
     let x = sample_plain(&m, &w, Nonlinearity::Exact, labels, 0.0, 5, 0).unwrap();
     let path = fixture(&format!("{model}_ddim5.json"));
     if std::env::var_os("CIPHERDM_BLESS").is_some() {
@@ -51,7 +53,7 @@ fn mnist_reproduces_its_fixture() {
 
 #[test]
 fn classifier_reaches_99_percent_on_mnist_test() {
-    let acc = classifier_test_accuracy().unwrap();
+    let acc = Classifier::shipped().unwrap().test_accuracy().unwrap();
     eprintln!("classifier test accuracy {:.2} %", 100.0 * acc);
     assert!(acc >= 0.99, "classifier accuracy {acc}");
 }
@@ -63,11 +65,10 @@ fn classifier_reaches_99_percent_on_mnist_test() {
 #[test]
 fn mnist_study_rows_score_the_requested_digits() {
     use cipherdm_kernel::approx::Profile;
-    use cipherdm_models::commands::Classifier;
     use cipherdm_models::error::ModelError;
     use cipherdm_models::results::Study;
 
-    let (m, w) = shipped_model("mnist").unwrap();
+    let (m, w) = shipped::model("mnist").unwrap();
     let mut classifier = Classifier::shipped().unwrap();
     let mut study = Study::new(&m, &w, 20, &mut classifier).unwrap();
     let (exact, x0) = study.row("exact", Nonlinearity::Exact, 0.0).unwrap();

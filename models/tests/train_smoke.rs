@@ -3,7 +3,7 @@
 //! `--features train`.
 #![cfg(feature = "train")]
 
-use cipherdm_models::backend::run;
+use cipherdm_kernel::exec::run;
 use cipherdm_models::mnist::{Mnist, Split};
 use cipherdm_models::model::Model;
 use cipherdm_models::plain::{Nonlinearity, PlainBackend};
@@ -32,8 +32,8 @@ fn candle_and_plain_backends_agree_on_every_architecture() {
 
 #[test]
 fn candle_and_plain_agree_on_the_transformer_ops() {
+    use cipherdm_kernel::graph::{Activation, GraphBuilder};
     use cipherdm_models::Tensor;
-    use cipherdm_models::graph::{Activation, GraphBuilder};
     // LayerNorm over channels, cross-attention to a map of another length, GEGLU.
     let mut g = GraphBuilder::new();
     let x = g.input("x", vec![8, 3, 3]);

@@ -7,13 +7,13 @@ mod common;
 
 use cipherdm_kernel::approx::Profile;
 use cipherdm_kernel::exec::MemoryWeights;
+use cipherdm_kernel::exec::SecureBackend;
+use cipherdm_kernel::exec::cost;
+use cipherdm_kernel::exec::run;
+use cipherdm_kernel::graph::{Activation, Graph, GraphBuilder};
 use cipherdm_kernel::share::share_locally;
 use cipherdm_kernel::{FixedPoint, Shape};
-use cipherdm_models::backend::run;
-use cipherdm_models::graph::{Activation, Graph, GraphBuilder};
 use cipherdm_models::plain::{Nonlinearity, PlainBackend};
-use cipherdm_models::secure::SecureBackend;
-use cipherdm_models::secure::cost;
 use cipherdm_models::{Tensor, Weights};
 use cipherdm_transport_mem::{MemConfig, run3_with};
 use common::{PlainRecorder, SecureRecorder};

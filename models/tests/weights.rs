@@ -3,7 +3,7 @@
 use cipherdm_models::model::Model;
 use cipherdm_models::{ModelError, Tensor, Weights, tiny, unet2d};
 
-fn numbered(graph: &cipherdm_models::graph::Graph) -> Weights<f32> {
+fn numbered(graph: &cipherdm_kernel::graph::Graph) -> Weights<f32> {
     let mut w = Weights::default();
     let mut k = 0.0f32;
     for s in &graph.weights {

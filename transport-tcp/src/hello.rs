@@ -65,7 +65,6 @@ enum Reply {
     Refused(String),
 }
 
-
 impl Hello {
     /// A hello at the current version.
     pub fn new(

@@ -15,7 +15,7 @@ use cipherdm_kernel::nn::{self, ConvGeometry};
 use cipherdm_kernel::protocols as pr;
 use cipherdm_kernel::share::{self, ArithShare};
 use cipherdm_kernel::{Error, FixedPoint, Party, Shape, Transport};
-use cipherdm_models::cli::{parse_profile, tune_allocator};
+use cipherdm_models::host::tune_allocator;
 use cipherdm_transport_mem::MemTransport;
 use cipherdm_transport_tcp::{Mode, TcpTransport};
 use clap::Parser;
@@ -230,7 +230,7 @@ fn cases<T: Transport + 'static>(profile: Profile) -> Vec<Case<T>> {
 fn main() -> ExitCode {
     tune_allocator();
     let a = Args::parse();
-    let profile = match parse_profile(&a.profile) {
+    let profile = match a.profile.parse::<Profile>() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");

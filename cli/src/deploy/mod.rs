@@ -1,6 +1,7 @@
 //! Deployment: three party processes on separate hosts and the clients that use them.
 //!
-//! - [`config`]: `deploy.toml` (parties, pinned keys, share files, clients, limits);
+//! - `deploy.toml` (parties, pinned keys, share files, clients, limits) is parsed by
+//!   [`cipherdm_transport_tcp::deploy`];
 //! - [`jobs`]: client ↔ party messages and what the parties agree on per job;
 //! - [`daemon`]: `cipherdm party`, one server as a long-running process;
 //! - [`client`]: `cipherdm client sample`, the user's side.
@@ -9,11 +10,9 @@
 //! the session hello, then the mio data plane.
 
 pub mod client;
-pub mod config;
 pub mod daemon;
 pub mod jobs;
 
 pub use client::{Progress, RemoteOutcome, sample_remote};
-pub use config::{ConfigError, DeployConfig};
 pub use daemon::run_party;
 pub use jobs::JobSpec;

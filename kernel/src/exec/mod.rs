@@ -117,7 +117,13 @@ pub fn run<B: Backend>(
         }
     }
     let out = values.get_mut(graph.output).and_then(Option::take);
-    out.ok_or_else(|| graph_error("output", format!("value {} was never computed", graph.output)).into())
+    out.ok_or_else(|| {
+        graph_error(
+            "output",
+            format!("value {} was never computed", graph.output),
+        )
+        .into()
+    })
 }
 
 /// A monotonic clock the host supplies for per-layer times, in nanoseconds since any fixed

@@ -126,7 +126,9 @@ impl<'p, T: Transport, W: WeightSource<u64>> SecureBackend<'p, T, W> {
         let x = inputs[0];
         let profile = self.profile;
         Ok(match &node.op {
-            Op::Input(_) => return Err(Error::InvalidParameter("inputs are supplied by run").into()),
+            Op::Input(_) => {
+                return Err(Error::InvalidParameter("inputs are supplied by run").into());
+            }
             Op::Conv2d(c) => {
                 let w = self.weight(&c.weight)?;
                 let bias = c.bias.as_deref().map(|n| self.weight(n)).transpose()?;

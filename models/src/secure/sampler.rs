@@ -22,10 +22,10 @@ use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
 
 use super::forward::{forward, public_label_rows};
-use cipherdm_kernel::exec::{SecureBackend, public_share};
 use crate::error::ModelError;
 use crate::model::Model;
 use crate::schedule::{Condition, DdimConfig, DdimStep, Schedule, initial_noise, normal};
+use cipherdm_kernel::exec::{SecureBackend, public_share};
 
 /// Guidance on shares.
 #[derive(Clone, Debug)]

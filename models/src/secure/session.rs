@@ -23,7 +23,6 @@ use cipherdm_transport_mem::{MemConfig, run3_with};
 use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
 
-use cipherdm_kernel::exec::{SecureBackend, monotonic_nanos};
 use super::sampler::{SecureGuidance, StepReport, secure_ddim, secure_ddpm};
 use super::share_file::ShareFileSource;
 use crate::error::ModelError;
@@ -32,6 +31,7 @@ use crate::plain::Nonlinearity;
 use crate::schedule::{Condition, DdimConfig, PrecomputedScores, Schedule, initial_noise};
 use crate::tensor::Tensor;
 use crate::weights::Weights;
+use cipherdm_kernel::exec::{SecureBackend, monotonic_nanos};
 
 /// Which sampler runs.
 #[derive(Clone, Debug)]

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::ModelError;
-use cipherdm_kernel::graph::Graph;
 use crate::weights::Weights;
+use cipherdm_kernel::graph::Graph;
 
 /// The file magic.
 pub const MAGIC: &[u8; 8] = b"CDMSHARE";
@@ -152,7 +152,6 @@ pub enum ShareFileError {
     #[error("share files come from different splits (seed commitments differ)")]
     MixedSplits,
 }
-
 
 fn commitment(seed: &[u8; 32]) -> [u8; 32] {
     let mut h = Sha256::new();

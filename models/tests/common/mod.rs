@@ -3,12 +3,12 @@
 #![allow(dead_code)]
 
 use cipherdm_kernel::ArithShare;
+use cipherdm_kernel::exec::Backend;
 use cipherdm_kernel::exec::MemoryWeights;
+use cipherdm_kernel::exec::SecureBackend;
+use cipherdm_kernel::graph::Node;
 use cipherdm_kernel::protocols as pr;
-use cipherdm_models::backend::Backend;
-use cipherdm_models::graph::Node;
 use cipherdm_models::plain::PlainBackend;
-use cipherdm_models::secure::SecureBackend;
 use cipherdm_models::{ModelError, Tensor};
 use cipherdm_transport_mem::MemTransport;
 
