@@ -1,5 +1,5 @@
 //! Criterion benches of the nonlinear protocols on the baselines' shapes and input
-//! distributions (`shared/reference/baselines.md`, rows b–d and g), three parties over the
+//! distributions (the SPU baseline ops b–d and g of docs/BENCHMARKS.md), three parties over the
 //! in-memory transport. Bytes per element and max error against f64 are printed once per
 //! bench, outside the timing.
 

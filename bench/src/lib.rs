@@ -1,7 +1,7 @@
 //! Benchmark helpers for cipherdm: shared by the criterion benches in `benches/`.
 //!
-//! Inputs follow `shared/reference/baselines.md` (same shapes and distributions as the
-//! SPU and MP-SPDZ baselines), drawn from a seeded RNG.
+//! Inputs have the shapes and distributions of the SPU 0.9.5 and MP-SPDZ baseline ops
+//! (docs/BENCHMARKS.md), drawn from a seeded RNG.
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! `deploy.toml` parsing on arbitrary text: a checked config or an error naming a field.
 #![no_main]
 
-use cipherdm_models::deploy::DeployConfig;
+use cipherdm_transport_tcp::DeployConfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

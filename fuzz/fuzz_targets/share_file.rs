@@ -3,8 +3,8 @@
 #![no_main]
 
 use cipherdm_kernel::exec::WeightSource;
+use cipherdm_kernel::graph::GraphBuilder;
 use cipherdm_kernel::{FixedPoint, PartyId, Shape};
-use cipherdm_models::graph::GraphBuilder;
 use cipherdm_models::secure::ShareFileSource;
 use libfuzzer_sys::fuzz_target;
 
@@ -13,13 +13,15 @@ fuzz_target!(|data: &[u8]| {
     let x = g.input("x", vec![4]);
     let Ok(y) = g.dense("d", x, 3) else { return };
     let graph = g.finish(y);
-    let path = std::env::temp_dir().join(format!("cdm-fuzz-share-{}", std::process::id()));
-    if std::fs::write(&path, data).is_err() {
-        return;
-    }
-    if let Ok(mut src) =
-        ShareFileSource::open(&path, PartyId::P1, &graph, "fuzz", FixedPoint::default())
-    {
+    let file = std::io::Cursor::new(data);
+    if let Ok(mut src) = ShareFileSource::<_>::from_reader(
+        file,
+        "fuzz input",
+        PartyId::P1,
+        &graph,
+        "fuzz",
+        FixedPoint::default(),
+    ) {
         for spec in &graph.weights {
             if let Ok(shape) = Shape::new(&spec.shape) {
                 let _ = WeightSource::<u64>::fetch(&mut src, &spec.name, &shape);

@@ -3,7 +3,7 @@
 //! for without the data to back it.
 #![no_main]
 
-use cipherdm_models::graph::GraphBuilder;
+use cipherdm_kernel::graph::GraphBuilder;
 use cipherdm_models::weights::Weights;
 use libfuzzer_sys::fuzz_target;
 

@@ -121,8 +121,10 @@ fn accurate_profile_meets_the_issue_bounds_and_beats_spu() {
 #[test]
 fn cipherdm_exp_chebyshev_and_monomial_forms_agree() {
     let mono = approx::chebyshev_to_monomial(approx::CHEXP_CHEBYSHEV);
+    // The monomial digits printed by "Secure Inference for Diffusion Models via Unconditional
+    // Scores" (Song et al., Appendix A).
     for (a, b) in mono.iter().zip(approx::CHEXP_SEED2_MONOMIAL) {
-        assert!((a - b).abs() < 2e-8, "{a} vs seed 2's {b}");
+        assert!((a - b).abs() < 2e-8, "{a} vs {b} (Song et al., Appendix A)");
     }
     // And as functions, against the Chebyshev recurrence itself.
     for i in 0..=1400 {

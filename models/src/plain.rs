@@ -102,7 +102,8 @@ fn erf(x: f64) -> f64 {
 /// The plaintext backend over float type `F` with a set of weights.
 ///
 /// ```
-/// use cipherdm_models::{graph::{GraphBuilder, Activation}, plain::{PlainBackend, Nonlinearity}, backend::run, Tensor, Weights};
+/// use cipherdm_kernel::{exec::run, graph::{Activation, GraphBuilder}};
+/// use cipherdm_models::{plain::{PlainBackend, Nonlinearity}, Tensor, Weights};
 /// let mut g = GraphBuilder::new();
 /// let x = g.input("x", vec![3]);
 /// let y = g.act("silu", x, Activation::Silu);

@@ -1,5 +1,6 @@
-//! `cipherdm results`: the plaintext-approximate analogue of seed 2's Table 4, written to
-//! `RESULTS.md` with one PNG grid per row.
+//! `cipherdm results`: the plaintext-approximate analogue of Table 4 of "Secure Inference
+//! for Diffusion Models via Unconditional Scores" (Song et al.), written to `RESULTS.md`
+//! with one PNG grid per row.
 //!
 //! For each model, every approximation profile (and the exact model) samples the same
 //! requested labels from the same initial noise with 50-step DDIM, without and with score
@@ -234,8 +235,8 @@ fn row_cache_key(weights: &Weights<f64>, samples: usize) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// How large seed 2's guidance weight γ_t = η·σ_t/α_t gets on the sampler's timesteps for
-/// each η of the study: the context for reading the guided rows.
+/// How large the guidance weight γ_t = η·σ_t/α_t of Song et al. gets on the sampler's
+/// timesteps for each η of the study: the context for reading the guided rows.
 pub fn guidance_weight_note() -> Result<String, ModelError> {
     let schedule = Schedule::cipherdm();
     let steps = DdimConfig::cipherdm().timesteps(schedule.len())?;
@@ -277,11 +278,14 @@ pub fn run(samples: usize, models: &str, out: &Path) -> Result<(), ModelError> {
     let _ = writeln!(
         md,
         "# Approximation quality in plaintext-approximate mode\n\n\
-         Regenerate with `cargo run --release -p cipherdm-models --bin cipherdm -- results --samples {samples} --models {models}`.\n\n\
+         Regenerate with `cargo run --release -p cipherdm-cli -- results --samples {samples} \
+         --models {models}`.\n\n\
          DDIM, 50 steps (CipherDM's sampler: `[1, 21, …, 981]`, x̂0 clipped, η_DDIM = 0), {samples} samples per row with \
          labels cycling over the model's classes, the same initial noise for every row, f32 network. \
          *Profile* is the approximation of SiLU and of the softmax exp (the `plain-approx` backend); \
-         *η* is seed 2's score-guidance strength (γ_t = η·σ_t/α_t, unconditional = mean class embedding, computed exactly). \
+         *η* is the score-guidance strength of \"Secure Inference for Diffusion Models via \
+         Unconditional Scores\" (Song et al.), with γ_t = η·σ_t/α_t, unconditional = mean class \
+         embedding, computed exactly. \
          Accuracy and macro F1 use the project's classifier against the requested labels; \
          *classifier-FD* is the Fréchet distance between Gaussian fits of that classifier's 64 penultimate features for the samples \
          and for the MNIST test digits of the same classes (FID's formula on a small MNIST classifier, not Inception: \

@@ -1,5 +1,6 @@
 //! The linear-beta diffusion schedule, DDPM and DDIM samplers, classifier-free guidance
-//! and seed 2's score guidance (Algorithm 1).
+//! and the score guidance of "Secure Inference for Diffusion Models via Unconditional
+//! Scores" (Song et al., Algorithm 1).
 //!
 //! Samplers call a [`Denoiser`] once per step (twice with classifier-free guidance) and
 //! never look inside it, so the same loop drives the plaintext backends here and the
@@ -20,7 +21,7 @@ pub enum Condition {
     /// One class.
     Class(usize),
     /// The mean of all class embeddings: the "unconditional" input of a class-conditional
-    /// model (seed 2's choice).
+    /// model (the choice of Song et al.).
     Mean,
 }
 
@@ -86,7 +87,8 @@ impl Schedule {
         self.betas.is_empty()
     }
 
-    /// Seed 2's score-guidance weight `w_t = σ_t/α_t` with `α_t = √ᾱ_t`, `σ_t = √(1 − ᾱ_t)`.
+    /// The score-guidance weight of Song et al., `w_t = σ_t/α_t` with `α_t = √ᾱ_t`,
+    /// `σ_t = √(1 − ᾱ_t)`.
     pub fn snr_weight(&self, t: usize) -> f64 {
         let a = self.alphas_cumprod[t];
         ((1.0 - a) / a).sqrt()
@@ -195,7 +197,7 @@ pub enum Guidance<'a> {
         /// Strength w.
         w: f64,
     },
-    /// Seed 2's score guidance: `ε̃ = ε̂ + γ_t (ε_unc − ε̂)`, `γ_t = η·σ_t/α_t`, where
+    /// The score guidance of Song et al.: `ε̃ = ε̂ + γ_t (ε_unc − ε̂)`, `γ_t = η·σ_t/α_t`, where
     /// `ε_unc` comes from an unconditional trajectory of `reference` (the exact model,
     /// condition [`Condition::Mean`]) started from the same noise.
     Score {

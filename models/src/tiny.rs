@@ -1,6 +1,6 @@
 //! `cipherdm-tiny`: an exact port of CipherDM's binary-MNIST U-Net (15,881 parameters),
-//! flax parameter names and layouts, quirks included (see
-//! `../shared/reference/cipherdm-code.md` §1): 2-group GroupNorm with ε = 1e-6 everywhere,
+//! flax parameter names and layouts, quirks included (as in the authors' released
+//! code): 2-group GroupNorm with ε = 1e-6 everywhere,
 //! stride-2 SAME padding (0, 1), the transposed convolution as an input-dilated
 //! convolution with padding (2, 1) and no kernel flip, single-head attention at 14×14, and
 //! the sinusoidal time features `[sin t, sin t/100, cos t, cos t/100]` computed in

@@ -116,9 +116,12 @@ fn unsupported_diffusers_configs_are_typed_errors() {
     ));
     let mut c = unet2d::Config::mnist();
     c.norm_num_groups = 5;
+    // The graph builder refuses it, naming the node.
     assert!(matches!(
         unet2d::graph(&c),
-        Err(cipherdm_models::ModelError::Shape(_))
+        Err(cipherdm_models::ModelError::Kernel(
+            cipherdm_kernel::Error::Graph { .. }
+        ))
     ));
 }
 

@@ -84,7 +84,8 @@ pub struct Network {
 }
 
 impl Network {
-    /// Seed 2's LAN: 3 Gbps one way, 0.3 ms round trip.
+    /// The LAN of "Secure Inference for Diffusion Models via Unconditional Scores" (Song
+    /// et al.): 3 Gbps one way, 0.3 ms round trip.
     pub fn lan() -> Self {
         Network {
             latency: Duration::from_micros(150),
@@ -92,7 +93,7 @@ impl Network {
         }
     }
 
-    /// Seed 2's WAN: 400 Mbps, 4 ms round trip.
+    /// The WAN of Song et al.: 400 Mbps, 4 ms round trip.
     pub fn wan() -> Self {
         Network {
             latency: Duration::from_millis(2),

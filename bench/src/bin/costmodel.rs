@@ -1,7 +1,8 @@
 //! `costmodel`: bytes and rounds of one secure U-Net forward from the graph alone (no
 //! arithmetic, no messages), per op kind and profile, and the communication time those
-//! imply on seed 2's LAN and WAN. `--model sd15` is a Stable-Diffusion-1.5-sized U-Net
-//! (an estimate: that model is never run here).
+//! imply on the LAN and WAN of "Secure Inference for Diffusion Models via Unconditional
+//! Scores" (Song et al.). `--model sd15` is a Stable-Diffusion-1.5-sized U-Net (an
+//! estimate: that model is never run here).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -108,9 +109,7 @@ fn run(a: Args) -> Result<(), ModelError> {
         println!("{op:<16} {:>12.2} GB {:>8} rounds", gb(e.bytes), e.rounds);
     }
     if a.model == "sd15" {
-        println!(
-            "\nreference (seed 2, measured): CrypTen, 2 parties, one SD step: 3,696 s and 1,122 GB"
-        );
+        println!("\nSong et al. measured CrypTen (2 parties), one SD step: 3,696 s and 1,122 GB");
     }
     println!(
         "communication time = rounds × one-way latency + bytes per link / bandwidth; compute is not included"

@@ -1,4 +1,4 @@
-//! `opbench`: the micro-ops of `shared/reference/baselines.md` (a, b, c1–c4, d, e, f, g)
+//! `opbench`: the SPU baseline micro-ops of docs/BENCHMARKS.md (a, b, c1–c4, d, e, f, g)
 //! with their shapes and input distributions, three parties in one process over the
 //! memory transport (or loopback TCP with `--transport tcp`), inputs already shared. One CSV line per op:
 //! `op,n,median_seconds,bytes_total,rounds,max_abs_err` (median of `--runs` runs; bytes

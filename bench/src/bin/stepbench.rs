@@ -40,7 +40,8 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     batch: usize,
     /// Simulated network: `none`, `lan` (3 Gbps, 0.3 ms RTT) or `wan` (400 Mbps, 4 ms
-    /// RTT), seed 2's settings. With one forward, also prints the time model's prediction.
+    /// RTT), the settings of "Secure Inference for Diffusion Models via Unconditional
+    /// Scores" (Song et al.). With one forward, also prints the time model's prediction.
     #[arg(long, default_value = "none")]
     net: String,
     /// Links of a single forward: `mem`, `tcp` (loopback, encrypted) or `tcp-plain`

@@ -2,13 +2,15 @@
 //! entry with its plaintext evaluator (used by tests and by plaintext-approximate
 //! sampling) and its documented accuracy.
 //!
-//! An [`Entry`] is looked up by [`Profile`] and [`Function`] with [`entry`]. Profiles:
+//! An [`Entry`] is looked up by [`Profile`] and [`Function`] with [`entry`]. Profiles, from
+//! CipherDM (Zhao et al., 2024), from "Secure Inference for Diffusion Models via
+//! Unconditional Scores" (Song et al.) and our own:
 //!
 //! | profile | source | SiLU | GeLU | Mish | exp (x ≤ 0) | sigmoid |
 //! |---|---|---|---|---|---|---|
-//! | [`Profile::CipherDm`] | seed 1's released code | 4 pieces, 7.48e-2 | – | 4 pieces, 1.27e-1 | Chebyshev deg 7 on [-14, 0], 4.85e-2 | – |
-//! | [`Profile::Precise`] | seed 2, Appendix A | 4 pieces, 7.19e-2 | 4 pieces, 3.33e-2 | – | `(1 + x/256)^256`, 1.06e-3 | – |
-//! | [`Profile::Loose`] | seed 2, Appendix A | 3 pieces, 7.19e-2 | 3 pieces, 8.31e-2 | – | deg 4 on [-4.8, 0], 1.19e-2 | – |
+//! | [`Profile::CipherDm`] | CipherDM's released code | 4 pieces, 7.48e-2 | – | 4 pieces, 1.27e-1 | Chebyshev deg 7 on [-14, 0], 4.85e-2 | – |
+//! | [`Profile::Precise`] | Song et al., Appendix A | 4 pieces, 7.19e-2 | 4 pieces, 3.33e-2 | – | `(1 + x/256)^256`, 1.06e-3 | – |
+//! | [`Profile::Loose`] | Song et al., Appendix A | 3 pieces, 7.19e-2 | 3 pieces, 8.31e-2 | – | deg 4 on [-4.8, 0], 1.19e-2 | – |
 //! | [`Profile::Accurate`] | ours (`tools/fit.py`) | 5 pieces, 7.11e-4 | 5 pieces, 4.87e-4 | 5 pieces, 7.11e-4 | deg 10 on [-10, 0], 4.54e-5 | 5 pieces, 3.35e-4 |
 //!
 //! Figures are the maximum absolute error against the exact function over the whole
@@ -41,9 +43,9 @@ use crate::error::Error;
 pub enum Profile {
     /// CipherDM's released code: 4-segment SiLU and Mish, degree-7 Chebyshev exp.
     CipherDm,
-    /// Seed 2's precise approximations (BumbleBee's segmentation).
+    /// The precise approximations of Song et al. (BumbleBee's segmentation).
     Precise,
-    /// Seed 2's relaxed approximations: fewer segments, cheaper.
+    /// The relaxed approximations of Song et al.: fewer segments, cheaper.
     Loose,
     /// Ours: at most 1e-3 for SiLU, GeLU, Mish and sigmoid, 1e-4 for exp on `x ≤ 0`.
     Accurate,

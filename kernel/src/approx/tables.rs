@@ -15,11 +15,12 @@ pub const CHEXP_CHEBYSHEV: [f64; 8] = [
     0.14021878, 0.27541278, 0.22122865, 0.14934221, 0.0907736, 0.04369614, 0.02087868, 0.00996535,
 ];
 
-/// The same polynomial in the monomial basis of `u`; seed 2 (Appendix A) prints these
-/// digits, which a test checks.
+/// The same polynomial in the monomial basis of `u`; "Secure Inference for Diffusion
+/// Models via Unconditional Scores" (Song et al., Appendix A) prints these digits, which a
+/// test checks.
 const CHEXP_MONOMIAL: [f64; 8] = chebyshev_to_monomial(CHEXP_CHEBYSHEV);
 
-/// Seed 2's monomial form of CipherDM's exp, `c_0..c_7` (Appendix A), for that test.
+/// Song et al.'s monomial form of CipherDM's exp, `c_0..c_7` (Appendix A), for that test.
 pub const CHEXP_SEED2_MONOMIAL: [f64; 8] = [
     -0.01111495,
     -0.0238906,
@@ -49,9 +50,8 @@ const fn pw(
 
 const REAL_LINE: (f64, f64) = (-INF, INF);
 const NON_POSITIVE: (f64, f64) = (-INF, 0.0);
-const SEED1: &str =
-    "CipherDM released code (scripts/flax_sample_hack.py), shared/reference/cipherdm-code.md";
-const SEED2: &str = "seed 2, Appendix A (BumbleBee segmentation)";
+const SEED1: &str = "CipherDM (Zhao et al., 2024), released code (scripts/flax_sample_hack.py)";
+const SEED2: &str = "Song et al., Appendix A (BumbleBee segmentation)";
 const OURS: &str = "ours: tools/fit.py --tables";
 
 pub(super) static ALL: &[Entry] = &[
@@ -118,7 +118,7 @@ pub(super) static ALL: &[Entry] = &[
         domain: NON_POSITIVE,
         source: SEED1,
     },
-    // ---- Precise (seed 2) ------------------------------------------------------------
+    // ---- Precise (Song et al.) -------------------------------------------------------
     Entry {
         profile: Profile::Precise,
         function: Function::Silu,
@@ -193,7 +193,7 @@ pub(super) static ALL: &[Entry] = &[
         domain: NON_POSITIVE,
         source: SEED2,
     },
-    // ---- Loose (seed 2) ----------------------------------------------------------------
+    // ---- Loose (Song et al.) -----------------------------------------------------------
     Entry {
         profile: Profile::Loose,
         function: Function::Silu,

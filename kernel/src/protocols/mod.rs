@@ -27,7 +27,7 @@
 //! | [`reciprocal`], [`rsqrt`] | see [`inverse`] | | 584 / 759 on the baseline ranges |
 //! | [`softmax`], [`group_norm`], [`layer_norm`] | see [`norm`] | | |
 //!
-//! For comparison (see `shared/reference/baselines.md`): SPU's ABY3 spends 52 bytes and
+//! For comparison (SPU 0.9.5 and MP-SPDZ, docs/BENCHMARKS.md): SPU's ABY3 spends 52 bytes and
 //! 3 rounds per fixed-point product, MP-SPDZ's Rep3 ring 56 bytes.
 
 pub mod arith;

@@ -1,8 +1,8 @@
-//! Softmax along the last axis, and GroupNorm / LayerNorm with seed 2's variance
-//! down-scaling.
+//! Softmax along the last axis, and GroupNorm / LayerNorm with the variance down-scaling of
+//! "Secure Inference for Diffusion Models via Unconditional Scores" (Song et al.).
 //!
-//! **Softmax** (CipherDM's recipe, seed 2's stabilisation): subtract the row maximum
-//! ([`max`]), exponentiate with a profile's exp (entries below its
+//! **Softmax** (CipherDM's recipe, the stabilisation of Song et al.): subtract the row
+//! maximum ([`max`]), exponentiate with a profile's exp (entries below its
 //! cut-off become exactly zero), sum each row locally, take *one*
 //! [`reciprocal`] per row and multiply. Row sums lie in
 //! `[e(0), n]` (`e(0) ≈ 0.95` for CipherDM's exp), so the reciprocal range is
@@ -10,7 +10,7 @@
 //!
 //! **Normalisation** over contiguous rows: `y = (x - mean)/d`, `var' = mean(y²)`,
 //! `out = y·rsqrt(var' + max(ε/d², 2^-f))`, which equals `(x - mean)/√(var + ε)` for any
-//! `d ≠ 0` (seed 2, Appendix A): a larger `d` keeps `Σ y²` inside the fixed-point range
+//! `d ≠ 0` (Song et al., Appendix A): a larger `d` keeps `Σ y²` inside the fixed-point range
 //! for long rows or large activations. The rsqrt range is `[2^-f, 2^13)`: `var/d²` must
 //! stay below 8192. Per element: the centring is free, the scaling by `1/d` (if `d ≠ 1`)
 //! one truncation (18 bytes), the final product 33 bytes; the per-row statistics are
@@ -115,8 +115,8 @@ fn normalize_rows<R: Ring, T: Transport>(
 }
 
 /// LayerNorm over the last axis with optional affine parameters `(gamma, beta)` (one per
-/// last-axis position, secret); `d` is the down-scaling factor (1 for none, seed 2 uses 8
-/// in its text encoder).
+/// last-axis position, secret); `d` is the down-scaling factor (1 for none, Song et al.
+/// use 8 in their text encoder).
 pub fn layer_norm<R: Ring, T: Transport>(
     p: &mut Party<T>,
     x: &ArithShare<R>,
@@ -148,7 +148,7 @@ pub fn layer_norm<R: Ring, T: Transport>(
 }
 
 /// GroupNorm of an NCHW tensor with `groups` groups and a secret per-channel affine
-/// `(gamma, beta)`; `d` is the down-scaling factor (seed 2: `max(√(64·64·30/d_x), 1)` for
+/// `(gamma, beta)`; `d` is the down-scaling factor (Song et al.: `max(√(64·64·30/d_x), 1)` for
 /// Stable Diffusion; 1 suits small U-Nets). The affine scale is folded into the per-group
 /// factor, so each element costs one product after the statistics.
 #[allow(clippy::too_many_arguments)]

@@ -352,8 +352,9 @@ fn masked_paterson_stockmeyer<R: Ring, T: Transport>(
     y.sub(&super::arith::mul(p, c, &y)?)
 }
 
-/// `(1 + x/2^s)^(2^s)` for `x >= cutoff`, zero below (seed 2's precise exp, `s = 8`,
-/// cutoff -14). For `x ≤ 0`.
+/// `(1 + x/2^s)^(2^s)` for `x >= cutoff`, zero below (the precise exp of "Secure Inference
+/// for Diffusion Models via Unconditional Scores" (Song et al.), `s = 8`, cutoff -14). For
+/// `x ≤ 0`.
 ///
 /// Cost: one comparison (7 rounds, 39 bytes), [`b2a`] (2, 24), a truncation by `s` bits
 /// (2, 17), the selection product (1, 24) and `s` squarings (3 rounds, 33 bytes each).

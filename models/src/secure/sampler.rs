@@ -8,7 +8,8 @@
 //! an exact secure [`clamp`]. Guidance:
 //! - classifier-free: the conditional and the mean-embedding ("unconditional") halves run
 //!   as one forward over a doubled batch, combined as `(1+w)·ε_c − w·ε_u`;
-//! - seed 2's score guidance: the model owner's exact unconditional scores enter as
+//! - the score guidance of "Secure Inference for Diffusion Models via Unconditional
+//!   Scores" (Song et al.): the model owner's exact unconditional scores enter as
 //!   secret-shared inputs, `ε ← ε + γ_t (ε_unc − ε)` with `γ_t = η·σ_t/α_t`, folded into
 //!   the update's linear combinations.
 
@@ -37,8 +38,8 @@ pub enum SecureGuidance {
         /// Guidance weight.
         w: f64,
     },
-    /// Seed 2's score guidance with strength `eta`; `unconditional[i]` is this party's
-    /// share of the owner's exact unconditional score at step `i` (sampler order).
+    /// The score guidance of Song et al. with strength `eta`; `unconditional[i]` is this
+    /// party's share of the owner's exact unconditional score at step `i` (sampler order).
     Score {
         /// η.
         eta: f64,

@@ -49,7 +49,8 @@ pub enum GuidanceRequest {
     None,
     /// Classifier-free with weight `w`.
     ClassifierFree(f64),
-    /// Seed 2's score guidance with strength η (needs the owner's exact scores).
+    /// The score guidance of "Secure Inference for Diffusion Models via Unconditional
+    /// Scores" (Song et al.) with strength η (needs the owner's exact scores).
     Score(f64),
 }
 
@@ -224,7 +225,8 @@ pub fn user_label_shares(
 }
 
 /// The owner's exact unconditional scores along the DDIM trajectory from the public noise
-/// of `seed`, one tensor per step in sampler order (seed 2's offline precomputation).
+/// of `seed`, one tensor per step in sampler order (the offline precomputation of Song et
+/// al.).
 pub fn owner_unconditional_scores(
     model: &Model,
     weights: &Weights<f64>,

@@ -242,17 +242,19 @@ pub fn write_share_files(
     Ok(paths)
 }
 
-/// Reads one party's share file layer by layer.
+/// Reads one party's share file layer by layer, from a file ([`open`](Self::open)) or any
+/// seekable reader ([`from_reader`](Self::from_reader): tests and fuzzers need no
+/// temporary files).
 #[derive(Debug)]
-pub struct ShareFileSource {
+pub struct ShareFileSource<R = File> {
     path: PathBuf,
-    file: File,
+    file: R,
     header: ShareHeader,
     /// Byte offset of each tensor's data, by header order.
     offsets: Vec<u64>,
 }
 
-impl ShareFileSource {
+impl ShareFileSource<File> {
     /// Opens `path` for party `me`, checking it against `graph`, the expected model id and
     /// the session's fixed point. Nothing but the header is read.
     pub fn open(
@@ -263,12 +265,45 @@ impl ShareFileSource {
         fixed: FixedPoint,
     ) -> Result<Self, ShareFileError> {
         let path = path.as_ref().to_path_buf();
+        let file = File::open(&path).map_err(|e| ShareFileError::Open {
+            path: path.clone(),
+            source: e,
+        })?;
+        Self::from_reader(file, path, me, graph, model_id, fixed)
+    }
+}
+
+impl<R: Read + Seek> ShareFileSource<R> {
+    /// Reads a share file from `file`, which errors call `path`, with the checks of
+    /// [`ShareFileSource::open`].
+    ///
+    /// ```
+    /// use std::io::Cursor;
+    /// use cipherdm_kernel::{FixedPoint, PartyId, graph::GraphBuilder};
+    /// use cipherdm_models::secure::{ShareFileError, ShareFileSource};
+    /// let mut g = GraphBuilder::new();
+    /// let x = g.input("x", vec![2]);
+    /// let y = g.dense("fc", x, 2).unwrap();
+    /// let graph = g.finish(y);
+    /// let junk = Cursor::new(b"not a share file".to_vec());
+    /// let e = ShareFileSource::<_>::from_reader(junk, "junk", PartyId::P0, &graph, "m", FixedPoint::default());
+    /// assert!(matches!(e, Err(ShareFileError::NotAShareFile(_))));
+    /// ```
+    pub fn from_reader(
+        mut file: R,
+        path: impl Into<PathBuf>,
+        me: PartyId,
+        graph: &Graph,
+        model_id: &str,
+        fixed: FixedPoint,
+    ) -> Result<Self, ShareFileError> {
+        let path = path.into();
         let io = |e: std::io::Error| ShareFileError::Open {
             path: path.clone(),
             source: e,
         };
-        let mut file = File::open(&path).map_err(io)?;
-        let size = file.metadata().map_err(io)?.len();
+        let size = file.seek(SeekFrom::End(0)).map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
         let mut magic = [0u8; 8];
         if file.read_exact(&mut magic).is_err() || &magic != MAGIC {
             return Err(ShareFileError::NotAShareFile(path));
@@ -376,7 +411,9 @@ impl ShareFileSource {
     pub fn header(&self) -> &ShareHeader {
         &self.header
     }
+}
 
+impl ShareFileSource {
     /// Checks that three parties' files come from one split (same seed commitment).
     pub fn check_same_split(headers: [&ShareHeader; 3]) -> Result<(), ShareFileError> {
         if headers[0].seed_commitment == headers[1].seed_commitment
@@ -389,7 +426,7 @@ impl ShareFileSource {
     }
 }
 
-impl WeightSource<u64> for ShareFileSource {
+impl<R: Read + Seek> WeightSource<u64> for ShareFileSource<R> {
     type Error = ModelError;
 
     fn fetch(&mut self, name: &str, shape: &Shape) -> Result<ArithShare<u64>, ModelError> {
