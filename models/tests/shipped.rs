@@ -94,3 +94,30 @@ fn mnist_study_rows_score_the_requested_digits() {
         ));
     }
 }
+
+/// The architecture hash (SHA-256 of the graph's canonical encoding) that share files and
+/// the session hello compare, pinned for each shipped model: a change here means every
+/// deployed share file is refused. Change it only with the graph or the encoding version,
+/// and say so in the release notes.
+#[test]
+fn shipped_architecture_hashes_are_pinned() {
+    let pinned = [
+        (
+            "tiny",
+            "d14058ef0eb69d1e90b06f97b8b100070935b5af25dd097a93cb03ff19d630d4",
+        ),
+        (
+            "mnist",
+            "a730e5054f005c1dc5f40735094f4ca3e35c6a7fd9f389fc478665459c88b8b0",
+        ),
+    ];
+    for (name, want) in pinned {
+        let graph = shipped::architecture(name).unwrap().graph;
+        let got: String = graph
+            .architecture_hash()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(got, want, "architecture hash of `{name}`");
+    }
+}
