@@ -489,20 +489,6 @@ pub fn attention<R: Ring, T: Transport>(
     additive_trunc(p, z, Shape::new(&[nb, c, h, w])?, f)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn public_sqrt_matches_std() {
-        for d in [1.0f64, 2.0, 8.0, 32.0, 64.0, 160.0, 1e6] {
-            let got = super::public_sqrt(d);
-            assert!(
-                (got - d.sqrt()).abs() <= 4.0 * f64::EPSILON * d.sqrt(),
-                "{d}: {got}"
-            );
-        }
-    }
-}
-
 /// LayerNorm over the channels of every position of an NCHW share (a transformer's
 /// per-token normalisation): a local transpose to `(B·H·W, C)` rows, the row
 /// [`layer_norm`](crate::protocols::layer_norm) with affine weights `gamma`, `beta` `(C)`,
@@ -541,4 +527,18 @@ pub fn layer_norm_channels<R: Ring, T: Transport>(
     let rows = map_components(x, Shape::new(&[b * hw, c])?, to_rows)?;
     let y = crate::protocols::layer_norm(p, &rows, Some((gamma, beta)), eps, 1.0)?;
     map_components(&y, x.shape().clone(), from_rows)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn public_sqrt_matches_std() {
+        for d in [1.0f64, 2.0, 8.0, 32.0, 64.0, 160.0, 1e6] {
+            let got = super::public_sqrt(d);
+            assert!(
+                (got - d.sqrt()).abs() <= 4.0 * f64::EPSILON * d.sqrt(),
+                "{d}: {got}"
+            );
+        }
+    }
 }

@@ -37,9 +37,8 @@
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+use cipherdm_kernel::party::session_entropy;
 use cipherdm_kernel::{Error, FixedPoint, Party, PartyId, Transport, TransportError};
-use rand_chacha::ChaCha12Rng;
-use rand_core::SeedableRng;
 
 /// What a fault does to the message it hits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -357,19 +356,6 @@ impl Transport for MemTransport {
     }
 }
 
-/// Entropy for a party's PRSS key contributions: from `seed` (reproducible) or the OS.
-fn party_entropy(seed: Option<u64>, me: PartyId) -> Result<ChaCha12Rng, Error> {
-    match seed {
-        Some(s) => Ok(cipherdm_kernel::party::seeded_entropy(s, me)),
-        None => {
-            let mut key = [0u8; 32];
-            getrandom::fill(&mut key)
-                .map_err(|_| Error::Transport(TransportError::Other("OS entropy unavailable")))?;
-            Ok(ChaCha12Rng::from_seed(key))
-        }
-    }
-}
-
 /// Runs `f` once per party, each on its own thread with its own [`Party`] (already set
 /// up: PRSS keys agreed), and returns the three results in party order.
 ///
@@ -403,7 +389,7 @@ where
                 let fixed = cfg.fixed;
                 scope.spawn(move || {
                     let me = t.id();
-                    let mut entropy = party_entropy(seed, me)?;
+                    let mut entropy = session_entropy(seed, me)?;
                     let mut party = Party::setup(me, t, fixed, &mut entropy)?;
                     f(&mut party, input)
                 })

@@ -4,10 +4,8 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use cipherdm_kernel::party::seeded_entropy;
+use cipherdm_kernel::party::session_entropy;
 use cipherdm_kernel::{FixedPoint, Party, PartyId};
-use rand_chacha::ChaCha12Rng;
-use rand_core::SeedableRng;
 
 use crate::channel::{Channel, LinkConfig};
 use crate::error::LinkError;
@@ -151,15 +149,8 @@ where
                     let me = PartyId::ALL[i];
                     let links = connect_mesh(me, &listener, addrs, keys, &cfg.link)?;
                     let t = TcpTransport::new(me, links, cfg.link.timeout)?;
-                    let mut party = match cfg.seed {
-                        Some(s) => Party::setup(me, t, cfg.fixed, &mut seeded_entropy(s, me))?,
-                        None => {
-                            let mut key = [0u8; 32];
-                            getrandom::fill(&mut key)
-                                .map_err(|_| LinkError::Key("OS randomness unavailable".into()))?;
-                            Party::setup(me, t, cfg.fixed, &mut ChaCha12Rng::from_seed(key))?
-                        }
-                    };
+                    let mut entropy = session_entropy(cfg.seed, me)?;
+                    let mut party = Party::setup(me, t, cfg.fixed, &mut entropy)?;
                     f(&mut party, input)
                 })
             })
