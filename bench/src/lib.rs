@@ -179,6 +179,7 @@ pub enum Links<'a> {
 
 /// Why a benchmark run failed: the model or its protocols, or (TCP) the loopback links.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum BenchError {
     /// A model, weight or kernel error (a closed link during a forward included).
     Model(cipherdm_models::ModelError),

@@ -21,6 +21,7 @@ pub const DEFAULT_FRAC_BITS: u32 = 18;
 
 /// Why a real could not be encoded.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// The value was NaN.
     NotANumber,

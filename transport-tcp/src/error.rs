@@ -6,6 +6,7 @@ use crate::frame::FrameError;
 
 /// Why a link could not be set up or failed outside the kernel's protocol calls.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LinkError {
     /// A socket operation failed.
     #[error("{context}: {source}")]

@@ -24,6 +24,7 @@ pub const HEADER_LEN: usize = 12;
 
 /// A framing error (all are fatal for the link).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The payload is longer than the link allows.
     TooLarge {

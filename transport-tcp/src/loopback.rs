@@ -25,6 +25,7 @@ pub struct LoopbackConfig {
 
 /// Why a loopback party failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoopbackError {
     /// Setting up its links failed.
     #[error("link setup: {0}")]
