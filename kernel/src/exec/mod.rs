@@ -40,12 +40,12 @@
 
 use alloc::collections::BTreeMap;
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::cost::Cost;
 use crate::error::Error;
-use crate::graph::{Graph, Node, Op};
+use crate::graph::{Graph, Node, Op, graph_error};
 use crate::ring::Ring;
 use crate::shape::Shape;
 use crate::share::ArithShare;
@@ -66,13 +66,6 @@ pub trait Backend {
     /// Evaluates one non-input node on its input values. Weights are the backend's
     /// business: it looks them up by the names in `node.op`.
     fn eval(&mut self, node: &Node, inputs: &[&Self::Value]) -> Result<Self::Value, Self::Error>;
-}
-
-fn graph_error(node: &str, detail: String) -> Error {
-    Error::Graph {
-        node: node.to_string(),
-        detail,
-    }
 }
 
 /// Runs `graph` on `backend`. `inputs` supplies each [`Op::Input`] by name. Every value is
