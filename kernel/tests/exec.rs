@@ -9,7 +9,7 @@ mod common;
 use cipherdm_kernel::approx::Profile;
 use cipherdm_kernel::exec::{self, Backend, MemoryWeights, SecureBackend, cost, public_share};
 use cipherdm_kernel::graph::{Activation, Graph, GraphBuilder, Node, Op};
-use cipherdm_kernel::nn::{ConvGeometry, im2col_gather, im2col_index};
+use cipherdm_kernel::nn::{im2col_gather, im2col_index};
 use cipherdm_kernel::protocols as pr;
 use cipherdm_kernel::{Error, PartyId, Shape, TransportError};
 use cipherdm_transport_mem::{Fault, FaultKind, MemConfig, run3_with};
@@ -76,11 +76,7 @@ impl Backend for Plain<'_> {
                 let (cout, ho, wo) = (node.shape[0], node.shape[1], node.shape[2]);
                 let wt = self.w(&c.weight);
                 let k = ((wt.len() / (cout * cin)) as f64).sqrt() as usize;
-                let g = ConvGeometry {
-                    stride: c.stride,
-                    padding: c.padding,
-                    lhs_dilation: c.lhs_dilation,
-                };
+                let g = c.geometry();
                 let idx = im2col_index([cin, h, w], k, &g, [ho, wo]);
                 let mut col = vec![0.0; cin * k * k * ho * wo];
                 im2col_gather(d, &idx, 0.0, &mut col);

@@ -12,7 +12,7 @@ use crate::tensor::{Float, Tensor};
 use crate::weights::Weights;
 use cipherdm_kernel::exec::Backend;
 use cipherdm_kernel::graph::{Activation, Conv2d, Node, Op};
-use cipherdm_kernel::nn::{ConvGeometry, im2col_gather, im2col_index};
+use cipherdm_kernel::nn::{im2col_gather, im2col_index};
 
 /// How nonlinearities are evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -218,11 +218,7 @@ impl<F: Float> PlainBackend<F> {
         let bias = c.bias.as_deref().map(|n| self.w(n)).transpose()?;
         let kk = cin * k * k;
         let hw = ho * wo;
-        let geometry = ConvGeometry {
-            stride: c.stride,
-            padding: c.padding,
-            lhs_dilation: c.lhs_dilation,
-        };
+        let geometry = c.geometry();
         if (cin * h * w) as u64 >= u32::MAX as u64 {
             return Err(ModelError::Shape(format!(
                 "`{}`: input item too large",

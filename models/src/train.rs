@@ -150,11 +150,7 @@ impl CandleBackend {
 fn conv_im2col(x: &CTensor, w: &CTensor, c: &Conv2d) -> candle_core::Result<CTensor> {
     let (b, cin, h, wd) = x.dims4()?;
     let (cout, _, k, _) = w.dims4()?;
-    let g = cipherdm_kernel::nn::ConvGeometry {
-        stride: c.stride,
-        padding: c.padding,
-        lhs_dilation: c.lhs_dilation,
-    };
+    let g = c.geometry();
     let (ho, wo) = g
         .output_size(h, wd, k)
         .ok_or_else(|| candle_core::Error::Msg("kernel larger than the padded input".into()))?;

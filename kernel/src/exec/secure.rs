@@ -11,7 +11,7 @@ use super::{Backend, Clock, LayerRecord, WeightSource, no_clock, run};
 use crate::approx::Profile;
 use crate::error::Error;
 use crate::graph::{Activation, Graph, Node, Op};
-use crate::nn::{self, ConvGeometry};
+use crate::nn;
 use crate::party::Party;
 use crate::protocols as pr;
 use crate::shape::Shape;
@@ -132,11 +132,7 @@ impl<'p, T: Transport, W: WeightSource<u64>> SecureBackend<'p, T, W> {
             Op::Conv2d(c) => {
                 let w = self.weight(&c.weight)?;
                 let bias = c.bias.as_deref().map(|n| self.weight(n)).transpose()?;
-                let g = ConvGeometry {
-                    stride: c.stride,
-                    padding: c.padding,
-                    lhs_dilation: c.lhs_dilation,
-                };
+                let g = c.geometry();
                 nn::conv2d(self.party, x, &w, bias.as_ref(), &g)?
             }
             Op::Dense { weight, bias } => {

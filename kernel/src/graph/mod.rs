@@ -69,6 +69,17 @@ pub struct Conv2d {
     pub lhs_dilation: usize,
 }
 
+impl Conv2d {
+    /// Stride, padding and dilation as the [`nn`](crate::nn) layers take them.
+    pub fn geometry(&self) -> crate::nn::ConvGeometry {
+        crate::nn::ConvGeometry {
+            stride: self.stride,
+            padding: self.padding,
+            lhs_dilation: self.lhs_dilation,
+        }
+    }
+}
+
 /// One operation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
