@@ -421,7 +421,7 @@ impl Server {
                     error!(job = %id, "job failed: {e}");
                     send_reply(
                         &mut job.client,
-                        &PartyReply::Failed(format!("{} failed: {e}", self.me)),
+                        &PartyReply::Failed(format!("the job failed: {e}")),
                     );
                     return Err(e);
                 }
