@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use cipherdm_models::classifier::Classifier;
+use cipherdm_models::guidance::parse_guidance;
 use cipherdm_models::plain::Nonlinearity;
 use cipherdm_models::shipped;
 
@@ -129,21 +130,22 @@ pub fn evaluate(
     weights: Option<&Path>,
     samples: usize,
     profile: &str,
-    eta: f64,
+    guidance: &str,
+    steps: usize,
     png: Option<&Path>,
 ) -> Result<(), CliError> {
-    if !(0.0..=10.0).contains(&eta) {
-        return Err(CliError::Usage(format!(
-            "guidance η must be in [0, 10], got {eta}"
-        )));
+    let score = parse_guidance(guidance)?;
+    if steps == 0 || steps > 1000 {
+        return Err(CliError::Usage(format!("--steps {steps}: 1 to 1000")));
     }
     let nonlinearity: Nonlinearity = profile.parse()?;
     let (m, w) = shipped::load(model, weights)?;
     let mut classifier = Classifier::shipped()?;
     let mut study = cipherdm_models::results::Study::new(&m, &w, samples, &mut classifier)?;
-    let (row, x0) = study.row(profile, nonlinearity, eta)?;
+    let (row, x0) = study.row_with_steps(profile, nonlinearity, score, steps)?;
+    let g = score.map_or("no guidance".into(), |g| g.to_string());
     println!(
-        "{model} {profile} η={eta}: accuracy {:.3}  F1 {:.3}  classifier-FD {:.2}  ({samples} samples, {:.0} s)",
+        "{model} {profile} {g} {steps} steps: accuracy {:.3}  F1 {:.3}  classifier-FD {:.2}  ({samples} samples, {:.0} s)",
         row.accuracy, row.f1, row.frechet, row.seconds
     );
     if let Some(png) = png {
@@ -153,6 +155,16 @@ pub fn evaluate(
 }
 
 /// `cipherdm results`: defined in [`crate::results`].
-pub fn results(samples: usize, models: &str, out: &Path) -> Result<(), CliError> {
-    Ok(cipherdm_models::results::run(samples, models, out)?)
+pub fn results(
+    samples: usize,
+    models: &str,
+    out: &Path,
+    guidance_table: bool,
+) -> Result<(), CliError> {
+    Ok(cipherdm_models::results::run(
+        samples,
+        models,
+        out,
+        guidance_table,
+    )?)
 }

@@ -54,7 +54,7 @@ impl DrawArgs {
     fn options(
         self,
         model: String,
-        guidance: f64,
+        guidance: String,
         weights: Option<PathBuf>,
         shares: Option<PathBuf>,
     ) -> sample::SampleOptions {
@@ -87,10 +87,12 @@ struct SampleArgs {
     model: String,
     #[command(flatten)]
     draw: DrawArgs,
-    /// Score-guidance η: the owner's exact unconditional score steers the approximate
-    /// one (0: off; default 0.1 with DDIM, off with DDPM, which supports `--cfg` only).
+    /// Score guidance, computed by the model owner from the public noise:
+    /// `correction:γ` (the error-cancelling correction), `paper:η[:snr|beta|constant|capped]`
+    /// (Song et al.'s unconditional-score guidance; a bare number η means `paper:η:snr`) or
+    /// `none`. Default `correction:1` with DDIM, none with DDPM (which supports `--cfg` only).
     #[arg(long)]
-    guidance: Option<f64>,
+    guidance: Option<String>,
     /// Weights instead of the shipped ones: a .safetensors file (tiny) or a diffusers
     /// folder (mnist).
     #[arg(long)]
@@ -99,10 +101,12 @@ struct SampleArgs {
 
 impl SampleArgs {
     fn options(self, shares: Option<PathBuf>) -> sample::SampleOptions {
-        let guidance = self.guidance.unwrap_or(if self.draw.sampler == "ddim" {
-            0.1
-        } else {
-            0.0
+        let guidance = self.guidance.unwrap_or_else(|| {
+            if self.draw.sampler == "ddim" {
+                "correction:1".into()
+            } else {
+                "none".into()
+            }
         });
         self.draw
             .options(self.model, guidance, self.weights, shares)
@@ -202,9 +206,12 @@ enum Command {
         /// `exact` or an approximation profile.
         #[arg(long, default_value = "exact")]
         profile: String,
-        /// Score-guidance strength η (0: none).
-        #[arg(long, default_value_t = 0.0)]
-        guidance: f64,
+        /// Score guidance (as for `sample`: `none`, `correction:γ`, `paper:η[:weight]`).
+        #[arg(long, default_value = "none")]
+        guidance: String,
+        /// DDIM steps (CipherDM's spacing).
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
         /// Also write the first 50 samples as a PNG grid.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -220,6 +227,10 @@ enum Command {
         /// Output folder (RESULTS.md and PNGs).
         #[arg(long, default_value = "docs")]
         out: PathBuf,
+        /// Also the score-guidance table on `mnist` (the guidance family under three
+        /// profiles, and 8- and 4-step rows).
+        #[arg(long)]
+        guidance_table: bool,
     },
 }
 
@@ -280,7 +291,7 @@ fn main() -> ExitCode {
                 },
         } => {
             // Score guidance needs the owner online: the daemon offers `--cfg` only.
-            let o = draw.options(String::new(), 0.0, None, None);
+            let o = draw.options(String::new(), "none".into(), None, None);
             remote::client_sample(
                 &o,
                 &config,
@@ -295,20 +306,23 @@ fn main() -> ExitCode {
             samples,
             profile,
             guidance,
+            steps,
             out,
         } => commands::evaluate(
             &model,
             weights.as_deref(),
             samples,
             &profile,
-            guidance,
+            &guidance,
+            steps,
             out.as_deref(),
         ),
         Command::Results {
             samples,
             models,
             out,
-        } => commands::results(samples, &models, &out),
+            guidance_table,
+        } => commands::results(samples, &models, &out, guidance_table),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use cipherdm_kernel::FixedPoint;
 use cipherdm_kernel::approx::Profile;
 use cipherdm_kernel::cost::Cost;
+use cipherdm_models::guidance::parse_guidance;
 use cipherdm_models::host::{human_bytes, peak_rss_bytes};
 use cipherdm_models::image::write_grid;
 use cipherdm_models::model::{Model, PlainDenoiser};
@@ -49,8 +50,9 @@ pub struct SampleOptions {
     pub steps: usize,
     /// Approximation profile name.
     pub approx: String,
-    /// Score-guidance η (0: off).
-    pub guidance: f64,
+    /// Score guidance: `none`, `correction:γ`, `paper:η[:weight]` or a bare η
+    /// ([`parse_guidance`]).
+    pub guidance: String,
     /// Classifier-free guidance weight (replaces score guidance when set).
     pub cfg: Option<f64>,
     /// `ddim` or `ddpm`.
@@ -133,19 +135,17 @@ impl SampleOptions {
     }
 
     pub(crate) fn guidance(&self) -> Result<GuidanceRequest, CliError> {
-        if !self.guidance.is_finite() || self.guidance < 0.0 {
-            return Err(CliError::Usage("--guidance must be ≥ 0".into()));
-        }
-        Ok(match self.cfg {
-            Some(w) if w.is_finite() => GuidanceRequest::ClassifierFree(w),
-            Some(_) => return Err(CliError::Usage("--cfg must be finite".into())),
-            None if self.guidance > 0.0 && self.sampler != "ddim" => {
+        let score = parse_guidance(&self.guidance)?;
+        Ok(match (self.cfg, score) {
+            (Some(w), _) if w.is_finite() => GuidanceRequest::ClassifierFree(w),
+            (Some(_), _) => return Err(CliError::Usage("--cfg must be finite".into())),
+            (None, Some(_)) if self.sampler != "ddim" => {
                 return Err(CliError::Usage(
                     "score guidance is implemented for DDIM; use --cfg with DDPM".into(),
                 ));
             }
-            None if self.guidance > 0.0 => GuidanceRequest::Score(self.guidance),
-            None => GuidanceRequest::None,
+            (None, Some(g)) => GuidanceRequest::Score(g),
+            (None, None) => GuidanceRequest::None,
         })
     }
 }
@@ -209,8 +209,8 @@ pub fn plain_sample(o: &SampleOptions) -> Result<(), CliError> {
     let guidance = match o.guidance()? {
         GuidanceRequest::None => Guidance::None,
         GuidanceRequest::ClassifierFree(w) => Guidance::ClassifierFree { w },
-        GuidanceRequest::Score(eta) => Guidance::Score {
-            eta,
+        GuidanceRequest::Score(guidance) => Guidance::Score {
+            guidance,
             reference: &mut exact,
         },
     };

@@ -14,6 +14,8 @@
 //! - [`schedule`]: linear-beta schedule, DDPM and DDIM, classifier-free guidance and the
 //!   score guidance of "Secure Inference for Diffusion Models via Unconditional Scores"
 //!   (Song et al.);
+//! - [`guidance`]: the score-guidance family (the paper's and the error-cancelling
+//!   correction) and the owner's per-step tensors;
 //! - [`secure`]: the same samplers on shares, share files, and the owner / user /
 //!   servers roles in one process;
 //! - [`mnist`], [`metrics`], [`image`], [`results`]: data, F1 / Fréchet distance, PNG
@@ -27,6 +29,7 @@
 
 pub mod classifier;
 pub mod error;
+pub mod guidance;
 pub mod host;
 pub mod image;
 pub mod metrics;

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::error::ModelError;
+use crate::guidance::ScoreGuidance;
 use crate::plain::{Nonlinearity, PlainBackend};
 use crate::schedule::{Condition, DdimConfig, Denoiser, Guidance, Schedule, ddim, initial_noise};
 use crate::tensor::{Float, Tensor};
@@ -180,15 +181,15 @@ impl<F: Float> Denoiser for PlainDenoiser<F> {
 }
 
 /// Samples `labels` with `steps`-step DDIM in plaintext (CipherDM's schedule) from the
-/// public noise of `seed`, score-guided with strength `guidance_eta` against the exact
-/// model when it is positive; returns the samples `(B, C, H, W)`.
+/// public noise of `seed`, with `guidance` (its exact reference is the same weights with
+/// exact nonlinearities) when given; returns the samples `(B, C, H, W)`.
 #[allow(clippy::too_many_arguments)]
 pub fn sample_plain(
     model: &Model,
     weights: &Weights<f64>,
     nonlinearity: Nonlinearity,
     labels: &[usize],
-    guidance_eta: f64,
+    guidance: Option<ScoreGuidance>,
     steps: usize,
     seed: u64,
 ) -> Result<Tensor<f64>, ModelError> {
@@ -201,13 +202,12 @@ pub fn sample_plain(
         steps,
         ..DdimConfig::cipherdm()
     };
-    let guidance = if guidance_eta > 0.0 {
-        Guidance::Score {
-            eta: guidance_eta,
+    let guidance = match guidance {
+        Some(guidance) => Guidance::Score {
+            guidance,
             reference: &mut exact,
-        }
-    } else {
-        Guidance::None
+        },
+        None => Guidance::None,
     };
     ddim(
         &Schedule::cipherdm(),

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha12Rng;
 use rand_core::{Rng, SeedableRng};
 
 use crate::error::ModelError;
+use crate::guidance::{Fold, ScoreGuidance};
 use crate::tensor::Tensor;
 
 /// What a sample is conditioned on.
@@ -92,6 +93,13 @@ impl Schedule {
     pub fn snr_weight(&self, t: usize) -> f64 {
         let a = self.alphas_cumprod[t];
         ((1.0 - a) / a).sqrt()
+    }
+
+    /// The other reading of `σ_t/α_t`: DDPM notation `α_t = 1 − β_t`, `σ_t = √β_t`, so
+    /// `w_t = √β_t/(1 − β_t)`.
+    pub fn beta_weight(&self, t: usize) -> f64 {
+        let b = self.betas[t];
+        b.sqrt() / (1.0 - b)
     }
 
     /// `x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε` (the forward process, for training).
@@ -197,12 +205,13 @@ pub enum Guidance<'a> {
         /// Strength w.
         w: f64,
     },
-    /// The score guidance of Song et al.: `ε̃ = ε̂ + γ_t (ε_unc − ε̂)`, `γ_t = η·σ_t/α_t`, where
-    /// `ε_unc` comes from an unconditional trajectory of `reference` (the exact model,
-    /// condition [`Condition::Mean`]) started from the same noise.
+    /// A member of the score-guidance family ([`ScoreGuidance`]): the exact unconditional
+    /// score `ε_unc` comes from an unconditional trajectory of `reference` (the exact model,
+    /// condition [`Condition::Mean`]) started from the same noise; the error-cancelling
+    /// correction also evaluates the sampled model at the same points.
     Score {
-        /// Learning rate η (paper: 0.1).
-        eta: f64,
+        /// Which guidance, with its strength.
+        guidance: ScoreGuidance,
         /// The exactly evaluated model.
         reference: &'a mut dyn Denoiser,
     },
@@ -257,14 +266,24 @@ fn guided_step(
             let w = *w;
             zip(&eps, &u, |c, u| (1.0 + w) * c - w * u)?
         }
-        Guidance::Score { eta, reference } => {
+        Guidance::Score {
+            guidance,
+            reference,
+        } => {
             let xu = x_unc.as_ref().ok_or_else(|| {
                 ModelError::Config("score guidance needs the unconditional trajectory".into())
             })?;
             let u = reference.eps(xu, t, &mean)?;
+            // The owner's tensor: the exact unconditional score, or its error estimate.
+            let g = match guidance {
+                ScoreGuidance::Unconditional { .. } => u.clone(),
+                ScoreGuidance::ErrorCancelling { .. } => {
+                    zip(&u, &model.eps(xu, t, &mean)?, |a, b| a - b)?
+                }
+            };
             *x_unc = Some(step(xu, &u)?);
-            let gamma = *eta * schedule.snr_weight(t);
-            zip(&eps, &u, |e, u| e + gamma * (u - e))?
+            let Fold { own, owner } = guidance.fold(schedule, t);
+            zip(&eps, &g, |e, g| own * e + owner * g)?
         }
     };
     step(x, &eps)

@@ -1,5 +1,6 @@
 //! Schedule constants against hand-computed values, and sampler behaviour.
 
+use cipherdm_models::guidance::{GuidanceWeight, ScoreGuidance};
 use cipherdm_models::schedule::{
     Condition, DdimConfig, Denoiser, Guidance, Schedule, ddim, ddpm, initial_noise,
 };
@@ -205,8 +206,51 @@ fn guidance_formulas() {
     )
     .unwrap();
     assert!((out.data()[0] - step(3.0 * 0.4 - 2.0 * 0.1)).abs() < 1e-12);
-    // Score guidance: ε̂ + η·σ/α·(ε_unc − ε̂), with ε_unc from the reference model.
-    let mut reference = TwoValued(9.0, -0.3);
+    // The guidance family on one step at t = 500: the sampled model says 0.4 (class) and
+    // 0.1 (mean), the exact reference -0.3 for the mean.
+    let b = s.betas[500];
+    let snr = ((1.0 - a) / a).sqrt();
+    let cases = [
+        ("paper:0.1:snr", 0.4 + 0.1 * snr * (-0.3 - 0.4)),
+        (
+            "paper:0.1:beta",
+            0.4 + 0.1 * b.sqrt() / (1.0 - b) * (-0.3 - 0.4),
+        ),
+        ("paper:0.1:constant", 0.4 + 0.1 * (-0.3 - 0.4)),
+        ("paper:20:capped", 0.4 + 1.0 * (-0.3 - 0.4)),
+        (
+            "paper:0.1:capped",
+            0.4 + (0.1 * snr).min(1.0) * (-0.3 - 0.4),
+        ),
+        // The correction adds γ times the reference's minus the model's unconditional ε.
+        ("correction:0.5", 0.4 + 0.5 * (-0.3 - 0.1)),
+    ];
+    for (spec, want) in cases {
+        let guidance = match spec.parse::<ScoreGuidance>() {
+            Ok(g) => g,
+            // η = 20 is above the parser's bound; build it directly.
+            Err(_) => ScoreGuidance::Unconditional {
+                eta: 20.0,
+                weight: GuidanceWeight::Capped,
+            },
+        };
+        let mut reference = TwoValued(9.0, -0.3);
+        let out = ddim(
+            &s,
+            &cfg,
+            &mut TwoValued(0.4, 0.1),
+            x.clone(),
+            &[Condition::Class(1)],
+            Guidance::Score {
+                guidance,
+                reference: &mut reference,
+            },
+            0,
+        )
+        .unwrap();
+        assert!((out.data()[0] - step(want)).abs() < 1e-12, "{spec}");
+    }
+    // The correction is exactly zero when the model is the reference.
     let out = ddim(
         &s,
         &cfg,
@@ -214,14 +258,46 @@ fn guidance_formulas() {
         x,
         &[Condition::Class(1)],
         Guidance::Score {
-            eta: 0.1,
-            reference: &mut reference,
+            guidance: ScoreGuidance::ErrorCancelling { gamma: 1.0 },
+            reference: &mut TwoValued(0.4, 0.1),
         },
         0,
     )
     .unwrap();
-    let g = 0.1 * ((1.0 - a) / a).sqrt();
-    assert!((out.data()[0] - step(0.4 + g * (-0.3 - 0.4))).abs() < 1e-12);
+    assert_eq!(out.data()[0], step(0.4));
+}
+
+#[test]
+fn guidance_specs_parse_or_name_the_problem() {
+    use cipherdm_models::guidance::parse_guidance;
+    assert_eq!(parse_guidance("none").unwrap(), None);
+    assert_eq!(
+        parse_guidance("0.1").unwrap(),
+        Some(ScoreGuidance::Unconditional {
+            eta: 0.1,
+            weight: GuidanceWeight::Snr
+        })
+    );
+    for w in GuidanceWeight::ALL {
+        let g = ScoreGuidance::Unconditional {
+            eta: 0.3,
+            weight: w,
+        };
+        assert_eq!(g.to_string().parse::<ScoreGuidance>().unwrap(), g);
+    }
+    for bad in [
+        "paper:x",
+        "paper:0.1:sideways",
+        "correction:-1",
+        "correction:11",
+        "nan",
+        "a:b:c:d",
+    ] {
+        assert!(
+            matches!(parse_guidance(bad), Err(ModelError::Config(_))),
+            "{bad}"
+        );
+    }
 }
 
 /// The guided-rows note of RESULTS.md states γ_t = η·σ_t/α_t from the schedule: for

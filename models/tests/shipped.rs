@@ -18,7 +18,7 @@ fn fixture(name: &str) -> PathBuf {
 /// Five DDIM steps from seed 0 for one sample per class, compared with the fixture.
 fn check_fixture(model: &str, labels: &[usize]) {
     let (m, w) = shipped::model(model).unwrap();
-    let x = sample_plain(&m, &w, Nonlinearity::Exact, labels, 0.0, 5, 0).unwrap();
+    let x = sample_plain(&m, &w, Nonlinearity::Exact, labels, None, 5, 0).unwrap();
     let path = fixture(&format!("{model}_ddim5.json"));
     if std::env::var_os("CIPHERDM_BLESS").is_some() {
         std::fs::write(&path, serde_json::to_string(x.data()).unwrap()).unwrap();
@@ -66,20 +66,31 @@ fn classifier_reaches_99_percent_on_mnist_test() {
 fn mnist_study_rows_score_the_requested_digits() {
     use cipherdm_kernel::approx::Profile;
     use cipherdm_models::error::ModelError;
+    use cipherdm_models::guidance::ScoreGuidance;
     use cipherdm_models::results::Study;
 
     let (m, w) = shipped::model("mnist").unwrap();
     let mut classifier = Classifier::shipped().unwrap();
     let mut study = Study::new(&m, &w, 20, &mut classifier).unwrap();
-    let (exact, x0) = study.row("exact", Nonlinearity::Exact, 0.0).unwrap();
+    let (exact, x0) = study.row("exact", Nonlinearity::Exact, None).unwrap();
     eprintln!("exact: {exact:?}");
     assert_eq!(x0.shape(), &[20, 1, 28, 28]);
     assert!(exact.accuracy >= 0.6, "exact accuracy {}", exact.accuracy);
     assert!(exact.f1 > 0.0 && exact.f1 <= 1.0 && exact.frechet.is_finite());
     let (guided, _) = study
-        .row("CipherDm", Nonlinearity::Approx(Profile::CipherDm), 0.1)
+        .row(
+            "CipherDm",
+            Nonlinearity::Approx(Profile::CipherDm),
+            Some(ScoreGuidance::DEFAULT),
+        )
         .unwrap();
-    eprintln!("CipherDm η = 0.1: {guided:?}");
+    eprintln!("CipherDm + correction: {guided:?}");
+    // The correction is exactly zero for the exact model: the same samples.
+    let (corrected, x1) = study
+        .row("exact", Nonlinearity::Exact, Some(ScoreGuidance::DEFAULT))
+        .unwrap();
+    assert_eq!(x1, x0);
+    assert_eq!(corrected.accuracy, exact.accuracy);
     assert!(
         guided.accuracy >= 0.3,
         "guided accuracy {}",

@@ -11,6 +11,7 @@ use std::time::Instant;
 use cipherdm_bench::{BenchError, Links, secure_forward, secure_forward_on};
 use cipherdm_kernel::FixedPoint;
 use cipherdm_kernel::exec::merge_records;
+use cipherdm_models::guidance::parse_guidance;
 use cipherdm_models::host::peak_rss_bytes;
 use cipherdm_models::schedule::DdimConfig;
 use cipherdm_models::secure::session::owner_weight_shares;
@@ -33,9 +34,13 @@ struct Args {
     /// Approximation profile.
     #[arg(long, default_value = "cipherdm")]
     approx: String,
-    /// 0: one forward; N: a whole N-step DDIM sample (with score guidance η = 0.1).
+    /// 0: one forward; N: a whole N-step DDIM sample (with `--guidance`).
     #[arg(long, default_value_t = 0)]
     steps: usize,
+    /// Score guidance of a whole sample (`none`, `correction:γ`, `paper:η[:weight]`); every
+    /// member costs the servers the same.
+    #[arg(long, default_value = "correction:1")]
+    guidance: String,
     /// Batch size.
     #[arg(long, default_value_t = 1)]
     batch: usize,
@@ -130,7 +135,10 @@ fn run(a: Args) -> Result<(), BenchError> {
                 steps: a.steps,
                 ..DdimConfig::cipherdm()
             }),
-            guidance: GuidanceRequest::Score(0.1),
+            guidance: match parse_guidance(&a.guidance)? {
+                Some(g) => GuidanceRequest::Score(g),
+                None => GuidanceRequest::None,
+            },
             seed: 0,
         };
         let mut rng = ChaCha12Rng::seed_from_u64(1);

@@ -8,10 +8,11 @@
 //! an exact secure [`clamp`]. Guidance:
 //! - classifier-free: the conditional and the mean-embedding ("unconditional") halves run
 //!   as one forward over a doubled batch, combined as `(1+w)·ε_c − w·ε_u`;
-//! - the score guidance of "Secure Inference for Diffusion Models via Unconditional
-//!   Scores" (Song et al.): the model owner's exact unconditional scores enter as
-//!   secret-shared inputs, `ε ← ε + γ_t (ε_unc − ε)` with `γ_t = η·σ_t/α_t`, folded into
-//!   the update's linear combinations.
+//! - score guidance ([`crate::guidance`]): the model owner's per-step tensors (exact
+//!   unconditional scores for the guidance of "Secure Inference for Diffusion Models via
+//!   Unconditional Scores" (Song et al.), estimated approximation errors for the
+//!   error-cancelling correction) enter as secret-shared inputs, `ε ← a_t·ε + b_t·g_t`
+//!   with public `a_t`, `b_t`, folded into the update's linear combinations.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use rand_core::SeedableRng;
 
 use super::forward::{forward, public_label_rows};
 use crate::error::ModelError;
+use crate::guidance::{Fold, ScoreGuidance};
 use crate::model::Model;
 use crate::schedule::{Condition, DdimConfig, DdimStep, Schedule, initial_noise, normal};
 use cipherdm_kernel::exec::{SecureBackend, public_share};
@@ -38,13 +40,15 @@ pub enum SecureGuidance {
         /// Guidance weight.
         w: f64,
     },
-    /// The score guidance of Song et al. with strength `eta`; `unconditional[i]` is this
-    /// party's share of the owner's exact unconditional score at step `i` (sampler order).
+    /// A member of the score-guidance family; `tensors[i]` is this party's share of the
+    /// owner's tensor at step `i` (sampler order): the exact unconditional score, or the
+    /// estimated approximation error for the correction
+    /// ([`owner_tensors`](crate::guidance::owner_tensors)).
     Score {
-        /// η.
-        eta: f64,
+        /// Which guidance, with its strength.
+        guidance: ScoreGuidance,
         /// One share per step, each shaped like the image batch.
-        unconditional: Vec<ArithShare<u64>>,
+        tensors: Vec<ArithShare<u64>>,
     },
 }
 
@@ -106,23 +110,23 @@ where
             let unc = e.slice(x.len(), x.len())?.reshape(shape)?;
             Ok(vec![(1.0 + w, cond), (-w, unc)])
         }
-        SecureGuidance::Score { eta, unconditional } => {
-            let u = unconditional.get(step).ok_or_else(|| {
+        SecureGuidance::Score { guidance, tensors } => {
+            let u = tensors.get(step).ok_or_else(|| {
                 ModelError::Config(format!(
-                    "score guidance has {} unconditional scores, step {step} needs one more",
-                    unconditional.len()
+                    "score guidance has {} tensors, step {step} needs one more",
+                    tensors.len()
                 ))
             })?;
             if u.shape() != x.shape() {
                 return Err(ModelError::Shape(format!(
-                    "unconditional score {:?} vs image {:?}",
+                    "guidance tensor {:?} vs image {:?}",
                     u.shape().dims(),
                     dims
                 )));
             }
             let e = forward(backend, model, x.clone(), t, labels.clone())?;
-            let gamma = eta * schedule.snr_weight(t);
-            Ok(vec![(1.0 - gamma, e), (gamma, u.clone())])
+            let Fold { own, owner } = guidance.fold(schedule, t);
+            Ok(vec![(own, e), (owner, u.clone())])
         }
     }
 }

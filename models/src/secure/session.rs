@@ -2,8 +2,8 @@
 //! memory transport. What each role contributes, and what it sees:
 //!
 //! - the **owner** splits the weights into three share sets ([`owner_weight_shares`] or
-//!   share files) and, for score guidance, computes the exact unconditional scores from
-//!   the public noise and shares them ([`owner_unconditional_shares`]);
+//!   share files) and, for score guidance, computes its per-step tensors from the public
+//!   noise ([`owner_tensors`]) and shares them ([`owner_guidance_shares`]);
 //! - the **user** shares its one-hot labels ([`user_label_shares`]) and reconstructs the
 //!   image from the three servers' outputs;
 //! - the **servers** run [`secure_ddim`] / [`secure_ddpm`] on shares only; nothing is
@@ -26,9 +26,10 @@ use rand_core::SeedableRng;
 use super::sampler::{SecureGuidance, StepReport, secure_ddim, secure_ddpm};
 use super::share_file::ShareFileSource;
 use crate::error::ModelError;
-use crate::model::{Model, PlainDenoiser};
+use crate::guidance::{ScoreGuidance, owner_tensors};
+use crate::model::Model;
 use crate::plain::Nonlinearity;
-use crate::schedule::{Condition, DdimConfig, PrecomputedScores, Schedule, initial_noise};
+use crate::schedule::{Condition, DdimConfig, Schedule};
 use crate::tensor::Tensor;
 use crate::weights::Weights;
 use cipherdm_kernel::exec::{SecureBackend, monotonic_nanos};
@@ -49,9 +50,9 @@ pub enum GuidanceRequest {
     None,
     /// Classifier-free with weight `w`.
     ClassifierFree(f64),
-    /// The score guidance of "Secure Inference for Diffusion Models via Unconditional
-    /// Scores" (Song et al.) with strength η (needs the owner's exact scores).
-    Score(f64),
+    /// A member of the score-guidance family ([`ScoreGuidance`]; needs the owner's
+    /// plaintext weights for its per-step tensors).
+    Score(ScoreGuidance),
 }
 
 /// Where the servers' weight shares come from.
@@ -224,35 +225,8 @@ pub fn user_label_shares(
     )?)
 }
 
-/// The owner's exact unconditional scores along the DDIM trajectory from the public noise
-/// of `seed`, one tensor per step in sampler order (the offline precomputation of Song et
-/// al.).
-pub fn owner_unconditional_scores(
-    model: &Model,
-    weights: &Weights<f64>,
-    config: &DdimConfig,
-    batch: usize,
-    seed: u64,
-) -> Result<Vec<Tensor<f64>>, ModelError> {
-    let schedule = Schedule::cipherdm();
-    let mut exact = PlainDenoiser::new(model.clone(), weights.clone(), Nonlinearity::Exact)?;
-    let [c, h, w] = model.image_shape();
-    let x_t = initial_noise(seed, vec![batch, c, h, w]);
-    let scores = PrecomputedScores::compute(&schedule, config, &mut exact, x_t)?;
-    config
-        .timesteps(schedule.len())?
-        .into_iter()
-        .map(|(t, _)| {
-            scores
-                .get(t)
-                .cloned()
-                .ok_or_else(|| ModelError::Config(format!("no unconditional score at t = {t}")))
-        })
-        .collect()
-}
-
-/// Shares the owner's unconditional scores, one share vector per party.
-pub fn owner_unconditional_shares(
+/// Shares the owner's per-step guidance tensors, one share vector per party.
+pub fn owner_guidance_shares(
     scores: &[Tensor<f64>],
     fixed: FixedPoint,
     rng: &mut ChaCha12Rng,
@@ -292,8 +266,8 @@ pub fn sample_in_process(
     let labels = user_label_shares(model, &request.labels, fixed, &mut rng)?;
     let b = request.labels.len();
     let mut unconditional: [Option<Vec<ArithShare<u64>>>; 3] = Default::default();
-    let guidance_eta = match request.guidance {
-        GuidanceRequest::Score(eta) => {
+    let score = match request.guidance {
+        GuidanceRequest::Score(guidance) => {
             let Sampler::Ddim(cfg) = &request.sampler else {
                 return Err(ModelError::Config(
                     "score guidance is implemented for DDIM".into(),
@@ -302,10 +276,11 @@ pub fn sample_in_process(
             let owner = owner_weights.ok_or_else(|| {
                 ModelError::Config("score guidance needs the owner's plaintext weights".into())
             })?;
-            let scores = owner_unconditional_scores(model, owner, cfg, b, request.seed)?;
-            let shares = owner_unconditional_shares(&scores, fixed, &mut rng)?;
+            let profile = Nonlinearity::Approx(request.profile);
+            let tensors = owner_tensors(model, owner, &guidance, profile, cfg, b, request.seed)?;
+            let shares = owner_guidance_shares(&tensors, fixed, &mut rng)?;
             unconditional = shares.map(Some);
-            Some(eta)
+            Some(guidance)
         }
         _ => None,
     };
@@ -341,9 +316,9 @@ pub fn sample_in_process(
     let job = request.server_job();
     let job = &job;
     let results = run3_with(transport, inputs, |p, (w, label, unc)| {
-        let guidance = match (request.guidance, unc, guidance_eta) {
+        let guidance = match (request.guidance, unc, score) {
             (GuidanceRequest::ClassifierFree(w), _, _) => SecureGuidance::ClassifierFree { w },
-            (_, Some(unconditional), Some(eta)) => SecureGuidance::Score { eta, unconditional },
+            (_, Some(tensors), Some(guidance)) => SecureGuidance::Score { guidance, tensors },
             _ => SecureGuidance::None,
         };
         let me = p.id();
@@ -356,9 +331,9 @@ pub fn sample_in_process(
     });
     let wall = start.elapsed();
     let mut outs = Vec::with_capacity(3);
-    for (i, r) in results.into_iter().enumerate() {
-        let r = r.map_err(|e| ModelError::Config(format!("party {i}: {e}")))?;
-        outs.push(r.map_err(|e| ModelError::Config(format!("party {i}: {e}")))?);
+    // Errors keep their kind (a lost link stays a kernel transport error).
+    for r in results {
+        outs.push(r??);
     }
     // The user: reconstruct from the three servers' pairs (which must agree).
     let shape = outs[0].shape.clone();

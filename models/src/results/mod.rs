@@ -15,8 +15,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+pub mod guidance;
+
 use crate::classifier::Classifier;
 use crate::error::ModelError;
+use crate::guidance::{GuidanceWeight, ScoreGuidance};
 use crate::image::write_grid;
 use crate::metrics::{accuracy, frechet_distance, gaussian_fit, macro_f1};
 use crate::mnist::{Mnist, Split};
@@ -34,8 +37,13 @@ use cipherdm_kernel::approx::Profile;
 pub struct Row {
     /// Profile name (`exact` or a profile).
     pub profile: String,
-    /// Score-guidance η (0 = none).
+    /// Score-guidance η of the paper's guidance with the `snr` weight (0 = none): the main
+    /// table's column.
     pub eta: f64,
+    /// The guidance as [`ScoreGuidance`] writes it (`none` when off; empty in rows cached
+    /// before the family existed, which are the paper's `snr` rows of `eta`).
+    #[serde(default)]
+    pub guidance: String,
     /// Accuracy against the requested labels.
     pub accuracy: f64,
     /// Macro F1.
@@ -77,7 +85,8 @@ pub struct Study<'a> {
     labels: Vec<usize>,
     x_t: Tensor<f64>,
     reference: (Vec<f64>, Vec<f64>),
-    unconditional: Option<PrecomputedScores>,
+    /// The exact unconditional scores, and the step count they were computed for.
+    unconditional: Option<(usize, PrecomputedScores)>,
     classifier: &'a mut Classifier,
 }
 
@@ -115,19 +124,44 @@ impl<'a> Study<'a> {
         })
     }
 
-    /// Samples every request with 50-step DDIM under `nonlinearity`, score-guided with
-    /// strength `eta` (0: none), and scores the result. Returns the row (its `png` field
-    /// empty) and the samples.
+    /// Samples every request with 50-step DDIM under `nonlinearity` and `guidance`, and
+    /// scores the result. Returns the row (its `png` field empty) and the samples.
     pub fn row(
         &mut self,
         profile: &str,
         nonlinearity: Nonlinearity,
-        eta: f64,
+        guidance: Option<ScoreGuidance>,
+    ) -> Result<(Row, Tensor<f64>), ModelError> {
+        self.row_with_steps(
+            profile,
+            nonlinearity,
+            guidance,
+            DdimConfig::cipherdm().steps,
+        )
+    }
+
+    /// [`row`](Self::row) with `steps` DDIM steps (CipherDM's spacing otherwise).
+    pub fn row_with_steps(
+        &mut self,
+        profile: &str,
+        nonlinearity: Nonlinearity,
+        guidance: Option<ScoreGuidance>,
+        steps: usize,
     ) -> Result<(Row, Tensor<f64>), ModelError> {
         let schedule = Schedule::cipherdm();
-        let cfg = DdimConfig::cipherdm();
+        let cfg = DdimConfig {
+            steps,
+            ..DdimConfig::cipherdm()
+        };
         let t0 = Instant::now();
-        if eta > 0.0 && self.unconditional.is_none() {
+        if self
+            .unconditional
+            .as_ref()
+            .is_some_and(|(s, _)| *s != steps)
+        {
+            self.unconditional = None;
+        }
+        if guidance.is_some() && self.unconditional.is_none() {
             let mut exact = PlainDenoiser::new(
                 self.model.clone(),
                 self.weights.clone(),
@@ -135,12 +169,15 @@ impl<'a> Study<'a> {
             )?;
             let unc = PrecomputedScores::compute(&schedule, &cfg, &mut exact, self.x_t.clone())?;
             eprintln!("unconditional scores: {:.0} s", t0.elapsed().as_secs_f64());
-            self.unconditional = Some(unc);
+            self.unconditional = Some((steps, unc));
         }
         let t0 = Instant::now();
         let mut net = PlainDenoiser::new(self.model.clone(), self.weights.clone(), nonlinearity)?;
-        let guidance = match self.unconditional.as_mut() {
-            Some(reference) if eta > 0.0 => Guidance::Score { eta, reference },
+        let sampler_guidance = match (guidance, self.unconditional.as_mut()) {
+            (Some(guidance), Some((_, reference))) => Guidance::Score {
+                guidance,
+                reference,
+            },
             _ => Guidance::None,
         };
         let conds: Vec<Condition> = self.labels.iter().map(|&l| Condition::Class(l)).collect();
@@ -150,7 +187,7 @@ impl<'a> Study<'a> {
             &mut net,
             self.x_t.clone(),
             &conds,
-            guidance,
+            sampler_guidance,
             0,
         )?;
         let imgs = to_f32_images(&x0);
@@ -165,7 +202,14 @@ impl<'a> Study<'a> {
         let (m, cv) = gaussian_fit(&f, crate::classifier::FEATURES)?;
         let row = Row {
             profile: profile.to_string(),
-            eta,
+            eta: match guidance {
+                Some(ScoreGuidance::Unconditional {
+                    eta,
+                    weight: GuidanceWeight::Snr,
+                }) => eta,
+                _ => 0.0,
+            },
+            guidance: guidance.map_or("none".into(), |g| g.to_string()),
             accuracy: accuracy(&self.labels, &pred),
             f1: macro_f1(&self.labels, &pred),
             frechet: frechet_distance(&m, &cv, &self.reference.0, &self.reference.1),
@@ -204,7 +248,11 @@ pub fn study(
                 rows.push(done.remove(at));
                 continue;
             }
-            let (mut row, x0) = study.row(name, nl, eta)?;
+            let guidance = (eta > 0.0).then_some(ScoreGuidance::Unconditional {
+                eta,
+                weight: GuidanceWeight::Snr,
+            });
+            let (mut row, x0) = study.row(name, nl, guidance)?;
             row.png = format!("{tag}-{}-eta{eta}.png", name.to_ascii_lowercase());
             write_grid(out.join(&row.png), &x0.batch_slice(0, samples.min(50))?, 10)?;
             eprintln!(
@@ -222,7 +270,7 @@ pub fn study(
 
 /// SHA-256 of the weights' values and the sample count: rows cached under another key
 /// are recomputed.
-fn row_cache_key(weights: &Weights<f64>, samples: usize) -> String {
+pub(crate) fn row_cache_key(weights: &Weights<f64>, samples: usize) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for (name, t) in weights.iter() {
@@ -265,7 +313,12 @@ pub fn guidance_weight_note() -> Result<String, ModelError> {
 }
 
 /// Runs the study for `models` (`tiny`, `mnist` or `both`) and writes `out/RESULTS.md`.
-pub fn run(samples: usize, models: &str, out: &Path) -> Result<(), ModelError> {
+pub fn run(
+    samples: usize,
+    models: &str,
+    out: &Path,
+    guidance_table: bool,
+) -> Result<(), ModelError> {
     let names: Vec<&str> = match models {
         "both" => vec!["tiny", "mnist"],
         "tiny" | "mnist" => vec![models],
@@ -315,6 +368,11 @@ pub fn run(samples: usize, models: &str, out: &Path) -> Result<(), ModelError> {
                 r.png
             );
         }
+    }
+    if guidance_table {
+        let (model, weights) = shipped::model("mnist")?;
+        let rows = guidance::study("mnist", &model, &weights, samples, &pngs, &mut classifier)?;
+        md.push_str(&guidance::section("mnist", &rows));
     }
     let file = out.join("RESULTS.md");
     std::fs::write(&file, md).map_err(|e| ModelError::io(&file, e))?;

@@ -1,0 +1,174 @@
+//! The guidance table of `docs/RESULTS.md`: the score-guidance family on `mnist` under
+//! CipherDM's, the Loose and the Precise approximations (and Accurate), 50 DDIM steps, plus
+//! CipherDM's profile at 8 and 4 steps. Rows are cached like the main table's, and the
+//! main table's rows (no guidance, the paper's η = 0.1 with the `snr` weight) are reused.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use cipherdm_kernel::approx::Profile;
+
+use super::{Row, Study, row_cache_key};
+use crate::classifier::Classifier;
+use crate::error::ModelError;
+use crate::guidance::{GuidanceWeight, ScoreGuidance};
+use crate::image::write_grid;
+use crate::model::Model;
+use crate::plain::Nonlinearity;
+use crate::weights::Weights;
+
+/// One requested row: profile name, nonlinearity, guidance, DDIM steps.
+type Request = (&'static str, Nonlinearity, Option<ScoreGuidance>, usize);
+
+fn paper(eta: f64, weight: GuidanceWeight) -> Option<ScoreGuidance> {
+    Some(ScoreGuidance::Unconditional { eta, weight })
+}
+
+fn correction(gamma: f64) -> Option<ScoreGuidance> {
+    Some(ScoreGuidance::ErrorCancelling { gamma })
+}
+
+/// The rows, most telling first (an interrupted run has the important ones).
+pub fn requests() -> Vec<Request> {
+    let mut out = Vec::new();
+    let profiles = [
+        ("CipherDm", Profile::CipherDm),
+        ("Loose", Profile::Loose),
+        ("Precise", Profile::Precise),
+    ];
+    for (name, p) in profiles {
+        let nl = Nonlinearity::Approx(p);
+        out.push((name, nl, None, 50));
+        out.push((name, nl, correction(1.0), 50));
+        out.push((name, nl, paper(0.1, GuidanceWeight::Snr), 50));
+        out.push((name, nl, paper(0.1, GuidanceWeight::Beta), 50));
+        out.push((name, nl, correction(0.5), 50));
+        out.push((name, nl, paper(0.1, GuidanceWeight::Constant), 50));
+        out.push((name, nl, paper(0.1, GuidanceWeight::Capped), 50));
+        if p == Profile::CipherDm {
+            out.push(("exact", Nonlinearity::Exact, None, 50));
+            let acc = Nonlinearity::Approx(Profile::Accurate);
+            out.push(("Accurate", acc, None, 50));
+            out.push(("Accurate", acc, correction(1.0), 50));
+            for steps in [8, 4] {
+                out.push(("exact", Nonlinearity::Exact, None, steps));
+                out.push((name, nl, None, steps));
+                out.push((name, nl, correction(1.0), steps));
+                out.push((name, nl, paper(0.1, GuidanceWeight::Snr), steps));
+            }
+        }
+    }
+    out
+}
+
+/// The guidance string of a cached row (rows from before the family carry only η).
+fn guidance_of(r: &Row) -> String {
+    if !r.guidance.is_empty() {
+        return r.guidance.clone();
+    }
+    if r.eta == 0.0 {
+        "none".into()
+    } else {
+        format!("paper:{}:snr", r.eta)
+    }
+}
+
+/// A cached row: guidance rows carry their step count in the PNG name.
+fn matches(r: &Row, profile: &str, guidance: &str, steps: usize) -> bool {
+    let row_steps = if r.png.contains("-steps") {
+        r.png
+            .rsplit("-steps")
+            .next()
+            .and_then(|s| s.trim_end_matches(".png").parse().ok())
+            .unwrap_or(0)
+    } else {
+        50
+    };
+    r.profile == profile && guidance_of(r) == guidance && row_steps == steps
+}
+
+/// Samples (or takes from the caches) every row of [`requests`] for `model`.
+pub fn study(
+    tag: &str,
+    model: &Model,
+    weights: &Weights<f64>,
+    samples: usize,
+    out: &Path,
+    classifier: &mut Classifier,
+) -> Result<Vec<(Row, usize)>, ModelError> {
+    let key = row_cache_key(weights, samples);
+    let read = |file: &Path| -> Vec<Row> {
+        std::fs::read(file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<(String, Vec<Row>)>(&b).ok())
+            .filter(|(k, _)| *k == key)
+            .map(|(_, r)| r)
+            .unwrap_or_default()
+    };
+    let main = read(&out.join(format!("{tag}-rows.json")));
+    let cache = out.join(format!("{tag}-guidance-rows.json"));
+    let mut done = read(&cache);
+    let mut study = Study::new(model, weights, samples, classifier)?;
+    let mut rows = Vec::new();
+    for (name, nl, guidance, steps) in requests() {
+        let g = guidance.map_or("none".into(), |g| g.to_string());
+        let kept = done
+            .iter()
+            .chain(&main)
+            .find(|r| matches(r, name, &g, steps))
+            .cloned();
+        if let Some(r) = kept {
+            eprintln!("[{tag}] {name:<8} {g:<20} {steps:>2} steps (kept)");
+            rows.push((r, steps));
+            continue;
+        }
+        let (mut row, x0) = study.row_with_steps(name, nl, guidance, steps)?;
+        row.guidance = g.clone();
+        let slug = g.replace([':', '.'], "_");
+        row.png = format!(
+            "{tag}-{}-{slug}-steps{steps}.png",
+            name.to_ascii_lowercase()
+        );
+        write_grid(out.join(&row.png), &x0.batch_slice(0, samples.min(50))?, 10)?;
+        eprintln!(
+            "[{tag}] {name:<8} {g:<20} {steps:>2} steps: acc {:.3} F1 {:.3} FD {:.2} ({:.0} s)",
+            row.accuracy, row.f1, row.frechet, row.seconds
+        );
+        done.push(row.clone());
+        rows.push((row, steps));
+        let bytes = serde_json::to_vec(&(&key, &done))
+            .map_err(|e| ModelError::format("guidance cache", e.to_string()))?;
+        std::fs::write(&cache, bytes).map_err(|e| ModelError::io(&cache, e))?;
+    }
+    Ok(rows)
+}
+
+/// The guidance section of RESULTS.md.
+pub fn section(tag: &str, rows: &[(Row, usize)]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "\n## Score guidance on `{tag}`\n\n\
+         *paper* is the guidance of Song et al., `ε̃ = ε̂ + γ_t·(ε(z_unc) − ε̂)` with \
+         `γ_t = η·w(t)`: `snr` w = √(1−ᾱ_t)/√ᾱ_t, `beta` w = √β_t/(1−β_t), `constant` w = 1, \
+         `capped` γ_t = min(η·√(1−ᾱ_t)/√ᾱ_t, 1). *correction* is the error-cancelling \
+         correction `ε̃ = ε̂(z_t, y) + γ·(ε(z_unc) − ε̂(z_unc))`: both unconditional terms \
+         evaluated by the owner on the public-noise unconditional trajectory, exactly and \
+         with the servers' approximations (zero for an exact model).\n\n\
+         | profile | guidance | steps | accuracy | F1 | classifier-FD | samples |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    for (r, steps) in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {steps} | {:.3} | {:.3} | {:.2} | [png](results/{}) |",
+            r.profile,
+            guidance_of(r),
+            r.accuracy,
+            r.f1,
+            r.frechet,
+            r.png
+        );
+    }
+    md
+}
