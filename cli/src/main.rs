@@ -143,6 +143,35 @@ enum Command {
         #[arg(long, default_value = "shares")]
         out: PathBuf,
     },
+    /// The model owner's guidance shares for one deployment job: the per-step score-guidance
+    /// tensors for the job's public noise seed, steps, batch, guidance and profile, one file
+    /// per party (copy each into that party's guidance folder).
+    ShareGuidance {
+        /// `tiny` or `mnist`.
+        #[arg(long, default_value = "mnist")]
+        model: String,
+        /// Weights instead of the shipped ones.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// The job's public noise seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The job's DDIM steps.
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        /// The job's batch (labels × grid).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// The guidance (`correction:γ` or `paper:η[:weight]`).
+        #[arg(long, default_value = "correction:1")]
+        guidance: String,
+        /// The job's approximation profile.
+        #[arg(long, default_value = "accurate")]
+        approx: String,
+        /// Output folder.
+        #[arg(long, default_value = "guidance")]
+        out: PathBuf,
+    },
     /// Train a model on the shipped MNIST (needs `--features train`).
     Train {
         /// `tiny`, `mnist` or `classifier`.
@@ -247,6 +276,11 @@ enum ClientCommand {
         client: Option<String>,
         #[command(flatten)]
         draw: DrawArgs,
+        /// Score guidance (`none`, `correction:γ`, `paper:η[:weight]`): the parties need
+        /// the owner's guidance shares for this job (`cipherdm share-guidance` with the
+        /// same seed, steps, batch, guidance and profile) in their guidance folders.
+        #[arg(long, default_value = "none")]
+        guidance: String,
         /// Longest wait for a party's next message, in seconds (covers queueing).
         #[arg(long, default_value_t = 600)]
         job_timeout: u64,
@@ -263,6 +297,27 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Sample { args, shares } => sample::secure_sample(&args.options(shares)),
         Command::PlainSample { args } => sample::plain_sample(&args.options(None)),
+        Command::ShareGuidance {
+            model,
+            weights,
+            seed,
+            steps,
+            batch,
+            guidance,
+            approx,
+            out,
+        } => sample::share_guidance(
+            &model,
+            weights.as_deref(),
+            &sample::GuidanceJob {
+                seed,
+                steps,
+                batch,
+                guidance,
+                approx,
+            },
+            &out,
+        ),
         Command::ShareModel {
             model,
             weights,
@@ -286,12 +341,12 @@ fn main() -> ExitCode {
                     config,
                     client,
                     draw,
+                    guidance,
                     job_timeout,
                     insecure_share_seed,
                 },
         } => {
-            // Score guidance needs the owner online: the daemon offers `--cfg` only.
-            let o = draw.options(String::new(), "none".into(), None, None);
+            let o = draw.options(String::new(), guidance, None, None);
             remote::client_sample(
                 &o,
                 &config,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use cipherdm_models::guidance::parse_guidance;
 use cipherdm_models::host::human_bytes;
 use cipherdm_models::image::write_grid;
 use cipherdm_models::secure::Sampler;
@@ -78,6 +79,7 @@ pub fn client_sample(
             Sampler::Ddpm => None,
         },
         cfg: o.cfg,
+        guidance: parse_guidance(&o.guidance)?.map(|g| g.to_string()),
         seed: o.seed,
         batch: labels.len(),
     };

@@ -15,6 +15,7 @@ use cipherdm_models::plain::Nonlinearity;
 use cipherdm_models::schedule::{
     Condition, DdimConfig, Guidance, Schedule, ddim, ddpm, initial_noise,
 };
+use cipherdm_models::secure::guidance_file::{GuidanceBinding, write_guidance_files};
 use cipherdm_models::secure::session::{fresh_rng, owner_weight_shares};
 use cipherdm_models::secure::{
     GuidanceRequest, PartyWeights, SampleOutcome, SampleRequest, Sampler, sample_in_process,
@@ -258,4 +259,59 @@ fn print_summary(o: &SampleOutcome, steps: usize, out: &Path) {
         human_bytes(total),
         peak_rss_bytes().map_or("n/a".into(), human_bytes),
     );
+}
+
+/// The public values of a deployment job that its guidance shares are bound to.
+#[derive(Clone, Debug)]
+pub struct GuidanceJob {
+    /// Public noise seed.
+    pub seed: u64,
+    /// DDIM steps.
+    pub steps: usize,
+    /// Images in the job.
+    pub batch: usize,
+    /// `correction:γ` or `paper:η[:weight]`.
+    pub guidance: String,
+    /// Approximation profile of the job.
+    pub approx: String,
+}
+
+/// Most images a guidance file is made for.
+const MAX_GUIDANCE_BATCH: usize = 256;
+
+/// `cipherdm share-guidance`: the owner's guidance shares for one deployment job.
+pub fn share_guidance(
+    model: &str,
+    weights: Option<&Path>,
+    job: &GuidanceJob,
+    out: &Path,
+) -> Result<(), CliError> {
+    let guidance = parse_guidance(&job.guidance)?
+        .ok_or_else(|| CliError::Usage("--guidance none needs no guidance shares".into()))?;
+    if job.steps == 0 || job.steps > 1000 {
+        return Err(CliError::Usage(format!("--steps {}: 1 to 1000", job.steps)));
+    }
+    if job.batch == 0 || job.batch > MAX_GUIDANCE_BATCH {
+        return Err(CliError::Usage(format!(
+            "--batch {}: 1 to {MAX_GUIDANCE_BATCH}",
+            job.batch
+        )));
+    }
+    let profile = parse_profile(&job.approx)?;
+    let (m, w) = shipped::load(model, weights)?;
+    let binding = GuidanceBinding::new(
+        model, &m, job.seed, job.steps, job.batch, &guidance, profile,
+    );
+    let paths = write_guidance_files(
+        &m,
+        &w,
+        &binding,
+        FixedPoint::default(),
+        out,
+        &mut fresh_rng()?,
+    )?;
+    for p in &paths {
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
 }

@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 use cipherdm_cli::deploy::{JobSpec, Progress, RemoteOutcome, sample_remote};
 use cipherdm_kernel::FixedPoint;
 use cipherdm_kernel::approx::Profile;
+use cipherdm_models::guidance::ScoreGuidance;
 use cipherdm_models::schedule::DdimConfig;
+use cipherdm_models::secure::guidance_file::{GuidanceBinding, write_guidance_files};
+use cipherdm_models::secure::session::user_label_shares;
+use cipherdm_models::secure::user_rng;
 use cipherdm_models::secure::{
     GuidanceRequest, PartyWeights, SampleRequest, Sampler, sample_in_process, write_share_files,
 };
@@ -89,7 +93,7 @@ impl Deployment {
         for i in 0..3 {
             let public = keygen(&dir.join(format!("keys/p{i}")));
             toml += &format!(
-                "\n[[party]]\nid = {i}\naddress = \"127.0.0.1:{}\"\npublic_key = \"{public}\"\nsecret_key = \"keys/p{i}.key\"\nshares = \"shares/tiny.p{i}.shares\"\n",
+                "\n[[party]]\nid = {i}\naddress = \"127.0.0.1:{}\"\npublic_key = \"{public}\"\nsecret_key = \"keys/p{i}.key\"\nshares = \"shares/tiny.p{i}.shares\"\nguidance = \"guidance\"\n",
                 free_port()
             );
         }
@@ -139,6 +143,7 @@ fn spec(steps: usize, seed: u64) -> JobSpec {
         profile: "accurate".into(),
         ddim_steps: Some(steps),
         cfg: None,
+        guidance: None,
         seed,
         batch: 0,
     }
@@ -332,4 +337,98 @@ fn a_party_with_a_missing_key_file_names_the_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("party[1].secret_key"), "{err}");
     assert!(err.contains("missing1.key"), "{err}");
+}
+
+/// Score guidance across three daemons: the owner's guidance files, bound to the job's
+/// public values, give the same image bit for bit as the in-process guided sample from the
+/// same shares and seeds; a job without its files, or with files of another job, is
+/// refused before any work, naming the file or the field.
+#[test]
+fn guided_jobs_match_the_in_process_sample_and_missing_guidance_is_refused() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::new("guided");
+    let cfg = d.cfg();
+    let labels = [1usize, 0];
+    let (model, weights) = shipped::model("tiny").unwrap();
+    let guidance = ScoreGuidance::ErrorCancelling { gamma: 1.0 };
+    let fixed = FixedPoint::default();
+    let binding =
+        |seed| GuidanceBinding::new("tiny", &model, seed, 3, 2, &guidance, Profile::Accurate);
+    // The owner shares the tensors with the randomness the in-process run uses after the
+    // labels (tests only: a real owner uses fresh randomness).
+    let mut rng = user_rng(Some(SEED)).unwrap();
+    user_label_shares(&model, &labels, fixed, &mut rng).unwrap();
+    write_guidance_files(
+        &model,
+        &weights,
+        &binding(4),
+        fixed,
+        &d.dir.join("guidance"),
+        &mut rng,
+    )
+    .unwrap();
+    let guided = |seed: u64, g: &str| {
+        let mut s = spec(3, seed);
+        s.guidance = Some(g.into());
+        sample_remote(
+            &cfg,
+            cfg.client(None).unwrap(),
+            s,
+            &labels,
+            Some(SEED),
+            Duration::from_secs(120),
+            &|_| {},
+        )
+    };
+    let remote = guided(4, "correction:1").unwrap();
+    let local = sample_in_process(
+        &SampleRequest {
+            model: model.clone(),
+            profile: Profile::Accurate,
+            labels: labels.to_vec(),
+            sampler: Sampler::Ddim(DdimConfig {
+                steps: 3,
+                ..DdimConfig::cipherdm()
+            }),
+            guidance: GuidanceRequest::Score(guidance),
+            seed: 4,
+        },
+        PartyWeights::Files {
+            paths: [0, 1, 2].map(|i| d.dir.join(format!("shares/tiny.p{i}.shares"))),
+            model_id: "tiny".into(),
+        },
+        Some(&weights),
+        &MemConfig {
+            seed: Some(SEED),
+            ..MemConfig::default()
+        },
+        &|_| {},
+    )
+    .unwrap();
+    let same = remote
+        .image
+        .data()
+        .iter()
+        .zip(local.image.data())
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(same, "guided TCP deployment and in-process run differ");
+
+    // No files for this guidance: refused, naming the missing file.
+    let e = guided(4, "paper:0.1").unwrap_err().to_string();
+    eprintln!("without files: {e}");
+    assert!(e.contains(".guidance") && e.contains("No such file"), "{e}");
+    // Files of another job under this job's names: refused, naming the field.
+    let other = binding(5);
+    for i in 0..3 {
+        std::fs::copy(
+            d.dir.join("guidance").join(binding(4).file_name(i)),
+            d.dir.join("guidance").join(other.file_name(i)),
+        )
+        .unwrap();
+    }
+    let e = guided(5, "correction:1").unwrap_err().to_string();
+    eprintln!("another job's files: {e}");
+    assert!(e.contains("seed is 4, the job's is 5"), "{e}");
+    // ... and the daemons still serve.
+    assert_eq!(one_step_job(&cfg, 9).image.shape(), &[1, 1, 28, 28]);
 }

@@ -16,6 +16,7 @@
 //! public_key = "…64 hex digits…"
 //! secret_key = "keys/party0.key"     # read by party 0 only
 //! shares = "shares/mnist.p0.shares"  # read by party 0 only
+//! guidance = "guidance"              # optional: party 0's guidance share files
 //!
 //! [[client]]
 //! name = "alice"
@@ -85,6 +86,7 @@ struct RawParty {
     public_key: Option<String>,
     secret_key: Option<String>,
     shares: Option<String>,
+    guidance: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +112,8 @@ pub struct PartyEntry {
     pub secret_key: PathBuf,
     /// Its share file.
     pub shares: PathBuf,
+    /// The folder of its guidance share files (jobs with score guidance need one).
+    pub guidance: Option<PathBuf>,
 }
 
 /// One client.
@@ -264,6 +268,7 @@ impl DeployConfig {
                     .as_deref()
                     .ok_or_else(|| err(&f("shares"), "missing".into()))?,
             );
+            let guidance = p.guidance.as_deref().map(resolve);
             slots[id] = Some(PartyEntry {
                 id,
                 address,
@@ -271,6 +276,7 @@ impl DeployConfig {
                 public_key,
                 secret_key,
                 shares,
+                guidance,
             });
         }
         let [a, b, c] = slots;

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use cipherdm_kernel::party::session_entropy;
 use cipherdm_kernel::{ArithShare, FixedPoint, Party, PartyId, Shape, Transport};
+use cipherdm_models::guidance::parse_guidance;
 use cipherdm_models::model::Model;
+use cipherdm_models::secure::guidance_file::{GuidanceBinding, open_guidance};
 use cipherdm_models::secure::{
     SecureGuidance, ServerJob, ServerOutput, ShareFileSource, StepReport, serve_sample,
 };
@@ -350,6 +352,7 @@ impl Server {
                     }
                 };
                 queued.fetch_sub(1, Ordering::Relaxed);
+                let ready = self.prepare(&job);
                 let a = announce(&job.request.spec);
                 transport.send(p1, &a)?;
                 transport.send(p2, &a)?;
@@ -358,11 +361,11 @@ impl Server {
                 let mut v2 = [0u8; 1];
                 transport.recv(p1, &mut v1)?;
                 transport.recv(p2, &mut v2)?;
-                let go = v1[0] == 1 && v2[0] == 1;
+                let go = v1[0] == 1 && v2[0] == 1 && ready.is_ok();
                 transport.send(p1, &[go as u8])?;
                 transport.send(p2, &[go as u8])?;
                 transport.flush()?;
-                (Some(job), go)
+                (Some((job, ready)), go)
             } else {
                 loop {
                     if self.stopping() {
@@ -374,31 +377,44 @@ impl Server {
                 }
                 let mut a = [0u8; ANNOUNCE_LEN];
                 transport.recv(PartyId::P0, &mut a)?;
-                let job = self.find_job(jobs, pending, &a, queued);
-                let ok = job.is_some();
+                let job = self.find_job(jobs, pending, &a, queued).map(|j| {
+                    let ready = self.prepare(&j);
+                    (j, ready)
+                });
+                let ok = matches!(job, Some((_, Ok(_))));
                 transport.send(PartyId::P0, &[ok as u8])?;
                 transport.flush()?;
                 let mut go = [0u8; 1];
                 transport.recv(PartyId::P0, &mut go)?;
                 (job, go[0] == 1)
             };
-            let Some(mut job) = job else {
+            let Some((mut job, ready)) = job else {
                 warn!("the announced job did not arrive from its client; skipped");
                 continue;
             };
             let id = hex::encode(&job.request.spec.job);
-            if !go {
-                warn!(job = %id, "not every party has this job; skipped");
-                send_reply(
-                    &mut job.client,
-                    &PartyReply::Failed("the three parties did not receive the same job".into()),
-                );
-                continue;
-            }
+            let guidance = match (go, ready) {
+                (true, Ok(guidance)) => guidance,
+                (_, Err(e)) => {
+                    warn!(job = %id, "refused: {e}");
+                    send_reply(&mut job.client, &PartyReply::Failed(e.to_string()));
+                    continue;
+                }
+                (false, Ok(_)) => {
+                    warn!(job = %id, "another party refused the job; skipped");
+                    send_reply(
+                        &mut job.client,
+                        &PartyReply::Failed(
+                            "another party refused the job or did not receive it".into(),
+                        ),
+                    );
+                    continue;
+                }
+            };
             // 2. Run it with fresh PRSS keys.
             info!(job = %id, batch = job.request.spec.batch, "job started");
             let start = Instant::now();
-            let outcome = self.run_job(transport, &mut job);
+            let outcome = self.run_job(transport, &mut job, &guidance);
             match outcome {
                 Ok((t, out)) => {
                     transport = t;
@@ -480,10 +496,54 @@ impl Server {
         }
     }
 
+    /// What this party needs before agreeing to run `job`: its guidance shares when the
+    /// job asks for score guidance (found by the job's binding in its guidance folder and
+    /// checked against it), so that a missing or mismatched file refuses the job before
+    /// any work.
+    fn prepare(&self, job: &Job) -> Result<SecureGuidance, CliError> {
+        let spec = &job.request.spec;
+        if let Some(w) = spec.cfg {
+            return Ok(SecureGuidance::ClassifierFree { w });
+        }
+        let Some(g) = spec.guidance.as_deref().map(parse_guidance).transpose()? else {
+            return Ok(SecureGuidance::None);
+        };
+        let Some(guidance) = g else {
+            return Ok(SecureGuidance::None);
+        };
+        let steps = spec
+            .ddim_steps
+            .ok_or_else(|| CliError::Usage("score guidance needs DDIM".into()))?;
+        let entry = &self.cfg.parties[self.me.index()];
+        let dir = entry.guidance.as_ref().ok_or_else(|| {
+            CliError::Usage(format!(
+                "{} has no guidance folder (`party[{}].guidance` in the deployment config)",
+                self.me,
+                self.me.index()
+            ))
+        })?;
+        let profile = crate::sample::parse_profile(&spec.profile)?;
+        let binding = GuidanceBinding::new(
+            &self.cfg.model,
+            &self.model,
+            spec.seed,
+            steps,
+            spec.batch,
+            &guidance,
+            profile,
+        );
+        let [c, h, w] = self.model.image_shape();
+        let image = Shape::new(&[spec.batch, c, h, w])?;
+        let tensors = open_guidance(dir, self.me, &binding, self.fixed, &image)
+            .map_err(|e| CliError::Model(e.into()))?;
+        Ok(SecureGuidance::Score { guidance, tensors })
+    }
+
     fn run_job(
         &self,
         transport: TcpTransport,
         job: &mut Job,
+        guidance: &SecureGuidance,
     ) -> Result<(TcpTransport, ServerOutput), CliError> {
         let spec = &job.request.spec;
         let server_job = ServerJob {
@@ -491,10 +551,6 @@ impl Server {
             profile: crate::sample::parse_profile(&spec.profile)?,
             sampler: spec.sampler(),
             seed: spec.seed,
-        };
-        let guidance = match spec.cfg {
-            Some(w) => SecureGuidance::ClassifierFree { w },
-            None => SecureGuidance::None,
         };
         let shape = Shape::new(&[spec.batch, self.model.classes()])?;
         let (l0, l1) = job.request.labels.clone();
@@ -530,7 +586,7 @@ impl Server {
             &entry.shares,
             &self.cfg.model,
             &labels,
-            &guidance,
+            guidance,
             &report,
         )?;
         Ok((party.into_transport(), out))

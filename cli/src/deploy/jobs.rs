@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use cipherdm_models::guidance::parse_guidance;
 use cipherdm_models::schedule::DdimConfig;
-use cipherdm_models::secure::{GuidanceRequest, Sampler};
+use cipherdm_models::secure::Sampler;
 
 use crate::error::CliError;
 
@@ -27,6 +28,9 @@ pub struct JobSpec {
     pub ddim_steps: Option<usize>,
     /// Classifier-free guidance weight, if any.
     pub cfg: Option<f64>,
+    /// Score guidance (`correction:γ`, `paper:η[:weight]`), if any: the parties need the
+    /// owner's guidance shares bound to this job's public values.
+    pub guidance: Option<String>,
     /// Public seed of the initial noise.
     pub seed: u64,
     /// Images in the batch.
@@ -53,14 +57,6 @@ impl JobSpec {
         }
     }
 
-    /// The guidance it asks for.
-    pub fn guidance(&self) -> GuidanceRequest {
-        match self.cfg {
-            Some(w) => GuidanceRequest::ClassifierFree(w),
-            None => GuidanceRequest::None,
-        }
-    }
-
     /// Checks the spec against the deployment's limits.
     pub fn check(&self, max_batch: usize) -> Result<(), CliError> {
         crate::sample::parse_profile(&self.profile)?;
@@ -75,6 +71,20 @@ impl JobSpec {
         }
         if self.cfg.is_some_and(|w| !w.is_finite() || w.abs() > 100.0) {
             return Err(CliError::Usage("a guidance weight outside ±100".into()));
+        }
+        if let Some(g) = &self.guidance {
+            if g.len() > 64 {
+                return Err(CliError::Usage("a guidance spec over 64 characters".into()));
+            }
+            let score = parse_guidance(g)?;
+            if score.is_some() && self.ddim_steps.is_none() {
+                return Err(CliError::Usage("score guidance needs DDIM".into()));
+            }
+            if score.is_some() && self.cfg.is_some() {
+                return Err(CliError::Usage(
+                    "score guidance and classifier-free guidance together".into(),
+                ));
+            }
         }
         Ok(())
     }

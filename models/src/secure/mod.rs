@@ -5,10 +5,12 @@
 //!   per layer, weights fetched per layer from a
 //!   [`WeightSource`](cipherdm_kernel::exec::WeightSource), per-layer cost records);
 //! - [`share_file`]: the owner's share files and their layer-by-layer reader;
+//! - [`guidance_file`]: the owner's per-job guidance shares for a deployment;
 //! - [`sampler`]: DDIM / DDPM on shares with classifier-free and score guidance;
 //! - [`session`]: owner, user and three servers in one process over the memory transport.
 
 pub mod forward;
+pub mod guidance_file;
 pub mod sampler;
 pub mod session;
 pub mod share_file;

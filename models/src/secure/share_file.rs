@@ -148,6 +148,14 @@ pub enum ShareFileError {
         /// What is wrong.
         detail: String,
     },
+    /// A guidance file made for another job (names the first differing field).
+    #[error("{path}: guidance shares for another job: {detail}")]
+    Binding {
+        /// The file.
+        path: PathBuf,
+        /// What differs.
+        detail: String,
+    },
     /// The three files of a session come from different splits.
     #[error("share files come from different splits (seed commitments differ)")]
     MixedSplits,
