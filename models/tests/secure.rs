@@ -536,3 +536,68 @@ fn mnist_secure_sample_matches_plain_approx() {
     eprintln!("mnist 3-step secure vs plain-approx: PSNR {db:.1} dB");
     assert!(db >= 35.0, "PSNR {db:.1} dB");
 }
+
+#[test]
+fn guidance_files_round_trip_and_refuse_other_jobs() {
+    use cipherdm_models::secure::guidance_file::{
+        GuidanceBinding, open_guidance, read_guidance, write_guidance_files,
+    };
+    let (model, weights) = shipped::model("tiny").unwrap();
+    let fixed = FixedPoint::default();
+    let guidance: ScoreGuidance = "correction:1".parse().unwrap();
+    let binding = GuidanceBinding::new("tiny", &model, 3, 2, 1, &guidance, Profile::CipherDm);
+    let dir = std::env::temp_dir().join(format!("cdm-guidance-{}", std::process::id()));
+    let mut rng = ChaCha12Rng::seed_from_u64(5);
+    let paths = write_guidance_files(&model, &weights, &binding, fixed, &dir, &mut rng).unwrap();
+    let image = cipherdm_kernel::Shape::new(&[1, 1, 28, 28]).unwrap();
+    // The three parties' shares reconstruct the owner's tensors.
+    let want = cipherdm_models::guidance::owner_tensors(
+        &model,
+        &weights,
+        &guidance,
+        Nonlinearity::Approx(Profile::CipherDm),
+        &DdimConfig {
+            steps: 2,
+            ..DdimConfig::cipherdm()
+        },
+        1,
+        3,
+    )
+    .unwrap();
+    let got: Vec<_> = PartyId::ALL
+        .iter()
+        .map(|&p| open_guidance(&dir, p, &binding, fixed, &image).unwrap())
+        .collect();
+    for step in 0..2 {
+        let opened =
+            cipherdm_kernel::share::reconstruct([&got[0][step], &got[1][step], &got[2][step]])
+                .unwrap();
+        for (o, w) in opened.iter().zip(want[step].data()) {
+            assert!((fixed.decode(*o) - w).abs() < 1e-5);
+        }
+    }
+    // Another job's binding, another party's file, a truncated file: each its own error.
+    let bytes = std::fs::read(&paths[1]).unwrap();
+    let read = |b: Vec<u8>, me: PartyId, want: &GuidanceBinding| {
+        read_guidance(std::io::Cursor::new(b), "p1", me, want, fixed, &image)
+    };
+    let mut other = binding.clone();
+    other.steps = 3;
+    assert!(matches!(
+        read(bytes.clone(), PartyId::P1, &other),
+        Err(ShareFileError::Binding { .. })
+    ));
+    assert!(matches!(
+        read(bytes.clone(), PartyId::P2, &binding),
+        Err(ShareFileError::WrongParty { file: 1, me: 2, .. })
+    ));
+    assert!(matches!(
+        read(bytes[..bytes.len() - 8].to_vec(), PartyId::P1, &binding),
+        Err(ShareFileError::Truncated { .. })
+    ));
+    assert!(matches!(
+        read(b"CDMSHARE".to_vec(), PartyId::P1, &binding),
+        Err(ShareFileError::NotAShareFile(_))
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
