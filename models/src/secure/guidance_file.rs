@@ -14,7 +14,7 @@
 //! binding alone.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use cipherdm_kernel::approx::Profile;
@@ -24,7 +24,7 @@ use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::share_file::{RING, ShareFileError};
+use super::share_file::{RING, ShareFileError, read_framed_header};
 use crate::error::ModelError;
 use crate::guidance::{ScoreGuidance, owner_tensors};
 use crate::model::Model;
@@ -225,28 +225,9 @@ pub fn read_guidance<R: Read + Seek>(
         path: path.clone(),
         source: e,
     };
-    let size = file.seek(SeekFrom::End(0)).map_err(io)?;
-    file.seek(SeekFrom::Start(0)).map_err(io)?;
-    let mut magic = [0u8; 8];
-    if file.read_exact(&mut magic).is_err() || &magic != MAGIC {
-        return Err(ShareFileError::NotAShareFile(path));
-    }
-    let mut len = [0u8; 4];
-    file.read_exact(&mut len).map_err(io)?;
-    let len = u32::from_le_bytes(len);
-    if len > MAX_HEADER_BYTES || 12 + len as u64 > size {
-        return Err(ShareFileError::Header {
-            path,
-            detail: format!("header length {len} does not fit the file"),
-        });
-    }
-    let mut bytes = vec![0u8; len as usize];
-    file.read_exact(&mut bytes).map_err(io)?;
-    let header: GuidanceHeader =
-        postcard::from_bytes(&bytes).map_err(|e| ShareFileError::Header {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
+    let framed =
+        read_framed_header::<GuidanceHeader, R>(&mut file, &path, MAGIC, MAX_HEADER_BYTES)?;
+    let (header, size, len) = (framed.header, framed.size, framed.header_len);
     if header.version != VERSION {
         return Err(ShareFileError::Version {
             path,

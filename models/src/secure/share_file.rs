@@ -161,6 +161,57 @@ pub enum ShareFileError {
     MixedSplits,
 }
 
+/// A file's framed header: `magic`, a little-endian `u32` length, a postcard header.
+pub(crate) struct Framed<H> {
+    /// The decoded header.
+    pub header: H,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// The header's length in bytes.
+    pub header_len: u32,
+}
+
+/// Reads the framed header of a share or guidance file, leaving `file` at the first data
+/// byte: refuses another magic, a header longer than `max` or than the file, and a header
+/// that does not decode, each as its own [`ShareFileError`].
+pub(crate) fn read_framed_header<H: serde::de::DeserializeOwned, R: Read + Seek>(
+    file: &mut R,
+    path: &Path,
+    magic: &[u8; 8],
+    max: u32,
+) -> Result<Framed<H>, ShareFileError> {
+    let io = |e: std::io::Error| ShareFileError::Open {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let size = file.seek(SeekFrom::End(0)).map_err(io)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut found = [0u8; 8];
+    if file.read_exact(&mut found).is_err() || &found != magic {
+        return Err(ShareFileError::NotAShareFile(path.to_path_buf()));
+    }
+    let mut len = [0u8; 4];
+    file.read_exact(&mut len).map_err(io)?;
+    let len = u32::from_le_bytes(len);
+    if len > max || 12 + len as u64 > size {
+        return Err(ShareFileError::Header {
+            path: path.to_path_buf(),
+            detail: format!("header length {len} does not fit the file"),
+        });
+    }
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact(&mut bytes).map_err(io)?;
+    let header = postcard::from_bytes(&bytes).map_err(|e| ShareFileError::Header {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    Ok(Framed {
+        header,
+        size,
+        header_len: len,
+    })
+}
+
 fn commitment(seed: &[u8; 32]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"cipherdm share-file seed v1");
@@ -306,32 +357,9 @@ impl<R: Read + Seek> ShareFileSource<R> {
         fixed: FixedPoint,
     ) -> Result<Self, ShareFileError> {
         let path = path.into();
-        let io = |e: std::io::Error| ShareFileError::Open {
-            path: path.clone(),
-            source: e,
-        };
-        let size = file.seek(SeekFrom::End(0)).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        let mut magic = [0u8; 8];
-        if file.read_exact(&mut magic).is_err() || &magic != MAGIC {
-            return Err(ShareFileError::NotAShareFile(path));
-        }
-        let mut len = [0u8; 4];
-        file.read_exact(&mut len).map_err(io)?;
-        let len = u32::from_le_bytes(len);
-        if len > MAX_HEADER_BYTES || 12 + len as u64 > size {
-            return Err(ShareFileError::Header {
-                path,
-                detail: format!("header length {len} does not fit the file"),
-            });
-        }
-        let mut bytes = vec![0u8; len as usize];
-        file.read_exact(&mut bytes).map_err(io)?;
-        let header: ShareHeader =
-            postcard::from_bytes(&bytes).map_err(|e| ShareFileError::Header {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+        let framed =
+            read_framed_header::<ShareHeader, R>(&mut file, &path, MAGIC, MAX_HEADER_BYTES)?;
+        let (header, size, len) = (framed.header, framed.size, framed.header_len);
         if header.version != VERSION {
             return Err(ShareFileError::Version {
                 path,
