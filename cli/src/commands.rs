@@ -160,11 +160,13 @@ pub fn results(
     models: &str,
     out: &Path,
     guidance_table: bool,
+    cached_only: bool,
 ) -> Result<(), CliError> {
     Ok(cipherdm_models::results::run(
         samples,
         models,
         out,
         guidance_table,
+        cached_only,
     )?)
 }

@@ -260,6 +260,9 @@ enum Command {
         /// profiles, and 8- and 4-step rows).
         #[arg(long)]
         guidance_table: bool,
+        /// Guidance table from cached rows only: rows not computed yet are left out.
+        #[arg(long)]
+        cached_only: bool,
     },
 }
 
@@ -377,7 +380,8 @@ fn main() -> ExitCode {
             models,
             out,
             guidance_table,
-        } => commands::results(samples, &models, &out, guidance_table),
+            cached_only,
+        } => commands::results(samples, &models, &out, guidance_table, cached_only),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

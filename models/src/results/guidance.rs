@@ -87,7 +87,8 @@ fn matches(r: &Row, profile: &str, guidance: &str, steps: usize) -> bool {
     r.profile == profile && guidance_of(r) == guidance && row_steps == steps
 }
 
-/// Samples (or takes from the caches) every row of [`requests`] for `model`.
+/// Samples (or takes from the caches) every row of [`requests`] for `model`; with
+/// `cached_only`, rows not cached yet are left out (and counted in the log).
 pub fn study(
     tag: &str,
     model: &Model,
@@ -95,6 +96,7 @@ pub fn study(
     samples: usize,
     out: &Path,
     classifier: &mut Classifier,
+    cached_only: bool,
 ) -> Result<Vec<(Row, usize)>, ModelError> {
     let key = row_cache_key(weights, samples);
     let read = |file: &Path| -> Vec<Row> {
@@ -120,6 +122,10 @@ pub fn study(
         if let Some(r) = kept {
             eprintln!("[{tag}] {name:<8} {g:<20} {steps:>2} steps (kept)");
             rows.push((r, steps));
+            continue;
+        }
+        if cached_only {
+            eprintln!("[{tag}] {name:<8} {g:<20} {steps:>2} steps (not computed yet: left out)");
             continue;
         }
         let (mut row, x0) = study.row_with_steps(name, nl, guidance, steps)?;

@@ -318,6 +318,7 @@ pub fn run(
     models: &str,
     out: &Path,
     guidance_table: bool,
+    cached_only: bool,
 ) -> Result<(), ModelError> {
     let names: Vec<&str> = match models {
         "both" => vec!["tiny", "mnist"],
@@ -371,7 +372,15 @@ pub fn run(
     }
     if guidance_table {
         let (model, weights) = shipped::model("mnist")?;
-        let rows = guidance::study("mnist", &model, &weights, samples, &pngs, &mut classifier)?;
+        let rows = guidance::study(
+            "mnist",
+            &model,
+            &weights,
+            samples,
+            &pngs,
+            &mut classifier,
+            cached_only,
+        )?;
         md.push_str(&guidance::section("mnist", &rows));
     }
     let file = out.join("RESULTS.md");
