@@ -43,6 +43,10 @@ pub fn requests() -> Vec<Request> {
         out.push((name, nl, paper(0.1, GuidanceWeight::Snr), 50));
         out.push((name, nl, paper(0.1, GuidanceWeight::Beta), 50));
         out.push((name, nl, correction(0.5), 50));
+        if p == Profile::CipherDm {
+            out.push((name, nl, correction(1.5), 50));
+            out.push((name, nl, correction(2.0), 50));
+        }
         out.push((name, nl, paper(0.1, GuidanceWeight::Constant), 50));
         out.push((name, nl, paper(0.1, GuidanceWeight::Capped), 50));
         if p == Profile::CipherDm {
