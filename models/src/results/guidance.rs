@@ -165,6 +165,19 @@ pub fn section(tag: &str, rows: &[(Row, usize)]) -> String {
          correction `ε̃ = ε̂(z_t, y) + γ·(ε(z_unc) − ε̂(z_unc))`: both unconditional terms \
          evaluated by the owner on the public-noise unconditional trajectory, exactly and \
          with the servers' approximations (zero for an exact model).\n\n\
+         **What works, what does not, and why.** The correction with γ = 1 is the only member \
+         that helps CipherDM's approximations on both measures, at 50 steps and at 8; it leaves \
+         the exact model unchanged by construction and the Accurate profile within sampling \
+         noise, and γ above 1 over-corrects. It estimates the approximation error at the \
+         unconditional point z_unc, not at the conditional point z_t: the estimate is good \
+         while the two trajectories are close and worsens as the conditional one moves towards \
+         its class, which is why it closes more of the classifier-FD gap than of the accuracy \
+         gap. Every reading of the paper's weight is at best neutral: its target ε(z_unc) is \
+         the unconditional score, so for a class-conditional model ε(z_unc) − ε̂ carries the \
+         class difference as well as the error and pulls the sample away from its class; with \
+         the `snr` reading γ_t exceeds 1 in the first 16 of 50 steps (13 at t = 981), the \
+         steps that choose the digit, and `capped` still hands those steps wholly to the \
+         unconditional score; `beta` and `constant` keep γ small and so change little.\n\n\
          | profile | guidance | steps | accuracy | F1 | classifier-FD | samples |\n\
          |---|---|---|---|---|---|---|"
     );
