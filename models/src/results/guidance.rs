@@ -166,7 +166,7 @@ pub fn section(tag: &str, rows: &[(Row, usize)]) -> String {
          evaluated by the owner on the public-noise unconditional trajectory, exactly and \
          with the servers' approximations (zero for an exact model).\n\n\
          **What works, what does not, and why.** The correction with γ = 1 is the only member \
-         that helps CipherDM's approximations on both measures, at 50 steps and at 8; it leaves \
+         that helps CipherDM's approximations on both measures, at 50, 8 and 4 steps; it leaves \
          the exact model unchanged by construction and the Accurate profile within sampling \
          noise, and γ above 1 over-corrects. It estimates the approximation error at the \
          unconditional point z_unc, not at the conditional point z_t: the estimate is good \
