@@ -8,7 +8,7 @@ use std::path::Path;
 
 use cipherdm_kernel::approx::Profile;
 
-use super::{Row, Study, row_cache_key};
+use super::{Row, Study, read_rows, row_cache_key, write_rows};
 use crate::classifier::Classifier;
 use crate::error::ModelError;
 use crate::guidance::{GuidanceWeight, ScoreGuidance};
@@ -77,20 +77,6 @@ fn guidance_of(r: &Row) -> String {
     }
 }
 
-/// A cached row: guidance rows carry their step count in the PNG name.
-fn matches(r: &Row, profile: &str, guidance: &str, steps: usize) -> bool {
-    let row_steps = if r.png.contains("-steps") {
-        r.png
-            .rsplit("-steps")
-            .next()
-            .and_then(|s| s.trim_end_matches(".png").parse().ok())
-            .unwrap_or(0)
-    } else {
-        50
-    };
-    r.profile == profile && guidance_of(r) == guidance && row_steps == steps
-}
-
 /// Samples (or takes from the caches) every row of [`requests`] for `model`; with
 /// `cached_only`, rows not cached yet are left out (and counted in the log).
 pub fn study(
@@ -101,19 +87,11 @@ pub fn study(
     out: &Path,
     classifier: &mut Classifier,
     cached_only: bool,
-) -> Result<Vec<(Row, usize)>, ModelError> {
+) -> Result<Vec<Row>, ModelError> {
     let key = row_cache_key(weights, samples);
-    let read = |file: &Path| -> Vec<Row> {
-        std::fs::read(file)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<(String, Vec<Row>)>(&b).ok())
-            .filter(|(k, _)| *k == key)
-            .map(|(_, r)| r)
-            .unwrap_or_default()
-    };
-    let main = read(&out.join(format!("{tag}-rows.json")));
+    let main = read_rows(&out.join(format!("{tag}-rows.json")), &key);
     let cache = out.join(format!("{tag}-guidance-rows.json"));
-    let mut done = read(&cache);
+    let mut done = read_rows(&cache, &key);
     let mut study = Study::new(model, weights, samples, classifier)?;
     let mut rows = Vec::new();
     for (name, nl, guidance, steps) in requests() {
@@ -121,11 +99,11 @@ pub fn study(
         let kept = done
             .iter()
             .chain(&main)
-            .find(|r| matches(r, name, &g, steps))
+            .find(|r| r.profile == name && guidance_of(r) == g && r.steps == steps)
             .cloned();
         if let Some(r) = kept {
             eprintln!("[{tag}] {name:<8} {g:<20} {steps:>2} steps (kept)");
-            rows.push((r, steps));
+            rows.push(r);
             continue;
         }
         if cached_only {
@@ -145,16 +123,14 @@ pub fn study(
             row.accuracy, row.f1, row.frechet, row.seconds
         );
         done.push(row.clone());
-        rows.push((row, steps));
-        let bytes = serde_json::to_vec(&(&key, &done))
-            .map_err(|e| ModelError::format("guidance cache", e.to_string()))?;
-        std::fs::write(&cache, bytes).map_err(|e| ModelError::io(&cache, e))?;
+        rows.push(row);
+        write_rows(&cache, &key, &done)?;
     }
     Ok(rows)
 }
 
 /// The guidance section of RESULTS.md.
-pub fn section(tag: &str, rows: &[(Row, usize)]) -> String {
+pub fn section(tag: &str, rows: &[Row]) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -181,12 +157,13 @@ pub fn section(tag: &str, rows: &[(Row, usize)]) -> String {
          | profile | guidance | steps | accuracy | F1 | classifier-FD | samples |\n\
          |---|---|---|---|---|---|---|"
     );
-    for (r, steps) in rows {
+    for r in rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {steps} | {:.3} | {:.3} | {:.2} | [png](results/{}) |",
+            "| {} | {} | {} | {:.3} | {:.3} | {:.2} | [png](results/{}) |",
             r.profile,
             guidance_of(r),
+            r.steps,
             r.accuracy,
             r.f1,
             r.frechet,

@@ -44,6 +44,9 @@ pub struct Row {
     /// before the family existed, which are the paper's `snr` rows of `eta`).
     #[serde(default)]
     pub guidance: String,
+    /// DDIM steps.
+    #[serde(default = "default_steps")]
+    pub steps: usize,
     /// Accuracy against the requested labels.
     pub accuracy: f64,
     /// Macro F1.
@@ -54,6 +57,29 @@ pub struct Row {
     pub png: String,
     /// Wall time of the row.
     pub seconds: f64,
+}
+
+/// The step count of rows cached before rows recorded it: CipherDM's 50.
+fn default_steps() -> usize {
+    DdimConfig::cipherdm().steps
+}
+
+/// Rows cached in `file` under `key` (none when the file is absent, unreadable or keyed
+/// otherwise: those rows are recomputed).
+pub(crate) fn read_rows(file: &Path, key: &str) -> Vec<Row> {
+    std::fs::read(file)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<(String, Vec<Row>)>(&b).ok())
+        .filter(|(k, _)| k == key)
+        .map(|(_, r)| r)
+        .unwrap_or_default()
+}
+
+/// Caches `rows` in `file` under `key`.
+pub(crate) fn write_rows(file: &Path, key: &str, rows: &[Row]) -> Result<(), ModelError> {
+    let bytes = serde_json::to_vec(&(key, rows))
+        .map_err(|e| ModelError::format("results cache", e.to_string()))?;
+    std::fs::write(file, bytes).map_err(|e| ModelError::io(file, e))
 }
 
 fn nonlinearities() -> Vec<(&'static str, Nonlinearity)> {
@@ -210,6 +236,7 @@ impl<'a> Study<'a> {
                 _ => 0.0,
             },
             guidance: guidance.map_or("none".into(), |g| g.to_string()),
+            steps,
             accuracy: accuracy(&self.labels, &pred),
             f1: macro_f1(&self.labels, &pred),
             frechet: frechet_distance(&m, &cv, &self.reference.0, &self.reference.1),
@@ -234,12 +261,7 @@ pub fn study(
     // interrupted run resumes where it stopped.
     let cache = out.join(format!("{tag}-rows.json"));
     let key = row_cache_key(weights, samples);
-    let mut done: Vec<Row> = std::fs::read(&cache)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<(String, Vec<Row>)>(&b).ok())
-        .filter(|(k, _)| *k == key)
-        .map(|(_, r)| r)
-        .unwrap_or_default();
+    let mut done = read_rows(&cache, &key);
     let mut rows = Vec::new();
     for (name, nl) in nonlinearities() {
         for eta in ETAS {
@@ -260,9 +282,7 @@ pub fn study(
                 row.profile, row.eta, row.accuracy, row.f1, row.frechet, row.seconds
             );
             rows.push(row);
-            let bytes = serde_json::to_vec(&(&key, &rows))
-                .map_err(|e| ModelError::format("results cache", e.to_string()))?;
-            std::fs::write(&cache, bytes).map_err(|e| ModelError::io(&cache, e))?;
+            write_rows(&cache, &key, &rows)?;
         }
     }
     Ok(rows)

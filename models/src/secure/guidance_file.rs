@@ -24,7 +24,7 @@ use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::share_file::{RING, ShareFileError, read_framed_header};
+use super::share_file::{FramedHeader, RING, ShareFileError, read_framed_header};
 use crate::error::ModelError;
 use crate::guidance::{ScoreGuidance, owner_tensors};
 use crate::model::Model;
@@ -139,6 +139,19 @@ struct GuidanceHeader {
     binding: GuidanceBinding,
 }
 
+impl FramedHeader for GuidanceHeader {
+    const VERSION: u16 = VERSION;
+    fn version(&self) -> u16 {
+        self.version
+    }
+    fn party(&self) -> u8 {
+        self.party
+    }
+    fn encoding(&self) -> (&str, u32) {
+        (&self.ring, self.frac_bits)
+    }
+}
+
 /// The owner's side: computes the job's per-step tensors from the plaintext `weights`
 /// under `binding` and writes one share file per party into `out`, with fresh randomness
 /// from `rng`. Returns the three paths.
@@ -225,30 +238,15 @@ pub fn read_guidance<R: Read + Seek>(
         path: path.clone(),
         source: e,
     };
-    let framed =
-        read_framed_header::<GuidanceHeader, R>(&mut file, &path, MAGIC, MAX_HEADER_BYTES)?;
+    let framed = read_framed_header::<GuidanceHeader, R>(
+        &mut file,
+        &path,
+        MAGIC,
+        MAX_HEADER_BYTES,
+        me,
+        fixed,
+    )?;
     let (header, size, len) = (framed.header, framed.size, framed.header_len);
-    if header.version != VERSION {
-        return Err(ShareFileError::Version {
-            path,
-            found: header.version,
-        });
-    }
-    if header.party as usize != me.index() {
-        return Err(ShareFileError::WrongParty {
-            path,
-            file: header.party,
-            me: me.index() as u8,
-        });
-    }
-    if header.ring != RING || header.frac_bits != fixed.frac_bits() {
-        return Err(ShareFileError::WrongEncoding {
-            path,
-            ring: header.ring,
-            frac_bits: header.frac_bits,
-            expected: fixed.frac_bits(),
-        });
-    }
     if let Some(detail) = header.binding.first_difference(want) {
         return Err(ShareFileError::Binding { path, detail });
     }

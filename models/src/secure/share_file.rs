@@ -161,6 +161,32 @@ pub enum ShareFileError {
     MixedSplits,
 }
 
+/// What every framed header carries: its format version, the party the file belongs to
+/// and the encoding of its shares.
+pub(crate) trait FramedHeader: serde::de::DeserializeOwned {
+    /// The format version this build reads.
+    const VERSION: u16;
+    /// The header's format version.
+    fn version(&self) -> u16;
+    /// The party (0, 1, 2) the file belongs to.
+    fn party(&self) -> u8;
+    /// Ring and fraction bits of the shares.
+    fn encoding(&self) -> (&str, u32);
+}
+
+impl FramedHeader for ShareHeader {
+    const VERSION: u16 = VERSION;
+    fn version(&self) -> u16 {
+        self.version
+    }
+    fn party(&self) -> u8 {
+        self.party
+    }
+    fn encoding(&self) -> (&str, u32) {
+        (&self.ring, self.frac_bits)
+    }
+}
+
 /// A file's framed header: `magic`, a little-endian `u32` length, a postcard header.
 pub(crate) struct Framed<H> {
     /// The decoded header.
@@ -171,14 +197,17 @@ pub(crate) struct Framed<H> {
     pub header_len: u32,
 }
 
-/// Reads the framed header of a share or guidance file, leaving `file` at the first data
-/// byte: refuses another magic, a header longer than `max` or than the file, and a header
-/// that does not decode, each as its own [`ShareFileError`].
-pub(crate) fn read_framed_header<H: serde::de::DeserializeOwned, R: Read + Seek>(
+/// Reads the framed header of a share or guidance file for party `me` in a session with
+/// fixed point `fixed`, leaving `file` at the first data byte: refuses another magic, a
+/// header longer than `max` or than the file, a header that does not decode, another format
+/// version, another party's file and another encoding, each as its own [`ShareFileError`].
+pub(crate) fn read_framed_header<H: FramedHeader, R: Read + Seek>(
     file: &mut R,
     path: &Path,
     magic: &[u8; 8],
     max: u32,
+    me: PartyId,
+    fixed: FixedPoint,
 ) -> Result<Framed<H>, ShareFileError> {
     let io = |e: std::io::Error| ShareFileError::Open {
         path: path.to_path_buf(),
@@ -201,10 +230,33 @@ pub(crate) fn read_framed_header<H: serde::de::DeserializeOwned, R: Read + Seek>
     }
     let mut bytes = vec![0u8; len as usize];
     file.read_exact(&mut bytes).map_err(io)?;
-    let header = postcard::from_bytes(&bytes).map_err(|e| ShareFileError::Header {
+    let header: H = postcard::from_bytes(&bytes).map_err(|e| ShareFileError::Header {
         path: path.to_path_buf(),
         detail: e.to_string(),
     })?;
+    let path = path.to_path_buf();
+    if header.version() != H::VERSION {
+        return Err(ShareFileError::Version {
+            path,
+            found: header.version(),
+        });
+    }
+    if header.party() as usize != me.index() {
+        return Err(ShareFileError::WrongParty {
+            path,
+            file: header.party(),
+            me: me.index() as u8,
+        });
+    }
+    let (ring, frac_bits) = header.encoding();
+    if ring != RING || frac_bits != fixed.frac_bits() {
+        return Err(ShareFileError::WrongEncoding {
+            path,
+            ring: ring.into(),
+            frac_bits,
+            expected: fixed.frac_bits(),
+        });
+    }
     Ok(Framed {
         header,
         size,
@@ -357,22 +409,15 @@ impl<R: Read + Seek> ShareFileSource<R> {
         fixed: FixedPoint,
     ) -> Result<Self, ShareFileError> {
         let path = path.into();
-        let framed =
-            read_framed_header::<ShareHeader, R>(&mut file, &path, MAGIC, MAX_HEADER_BYTES)?;
+        let framed = read_framed_header::<ShareHeader, R>(
+            &mut file,
+            &path,
+            MAGIC,
+            MAX_HEADER_BYTES,
+            me,
+            fixed,
+        )?;
         let (header, size, len) = (framed.header, framed.size, framed.header_len);
-        if header.version != VERSION {
-            return Err(ShareFileError::Version {
-                path,
-                found: header.version,
-            });
-        }
-        if header.party as usize != me.index() {
-            return Err(ShareFileError::WrongParty {
-                path,
-                file: header.party,
-                me: me.index() as u8,
-            });
-        }
         if header.model_id != model_id {
             return Err(ShareFileError::WrongModel {
                 path,
@@ -382,14 +427,6 @@ impl<R: Read + Seek> ShareFileSource<R> {
         }
         if header.architecture_hash != graph.architecture_hash() {
             return Err(ShareFileError::WrongArchitecture(path));
-        }
-        if header.ring != RING || header.frac_bits != fixed.frac_bits() {
-            return Err(ShareFileError::WrongEncoding {
-                path,
-                ring: header.ring,
-                frac_bits: header.frac_bits,
-                expected: fixed.frac_bits(),
-            });
         }
         let mut offsets = Vec::with_capacity(header.tensors.len());
         let mut at = 12 + len as u64;
