@@ -56,10 +56,14 @@ pub fn train(
             },
         };
         match model {
-            "tiny" => {
-                let m = Model::tiny()?;
+            "tiny" | "tiny-unaliased" => {
+                let m = if model == "tiny" {
+                    Model::tiny()?
+                } else {
+                    Model::tiny_unaliased()?
+                };
                 let init = init.map(|p| Weights::load(&m.graph, p)).transpose()?;
-                let out = out.unwrap_or_else(|| default("cipherdm-tiny.safetensors"));
+                let out = out.unwrap_or_else(|| default(&format!("cipherdm-{model}.safetensors")));
                 let mut save = |step: usize, w: &Weights<f32>| {
                     eprintln!("checkpoint at step {step}: {}", out.display());
                     w.save(&m.graph, &out)
@@ -106,7 +110,7 @@ pub fn train(
             }
             other => {
                 return Err(CliError::Usage(format!(
-                    "unknown model `{other}` (tiny, mnist, classifier)"
+                    "unknown model `{other}` (tiny, tiny-unaliased, mnist, classifier)"
                 )));
             }
         }
@@ -154,19 +158,12 @@ pub fn evaluate(
     Ok(())
 }
 
-/// `cipherdm results`: defined in [`crate::results`].
+/// `cipherdm results`: defined in [`cipherdm_models::results`].
 pub fn results(
     samples: usize,
     models: &str,
     out: &Path,
-    guidance_table: bool,
-    cached_only: bool,
+    tables: cipherdm_models::results::Tables,
 ) -> Result<(), CliError> {
-    Ok(cipherdm_models::results::run(
-        samples,
-        models,
-        out,
-        guidance_table,
-        cached_only,
-    )?)
+    Ok(cipherdm_models::results::run(samples, models, out, tables)?)
 }

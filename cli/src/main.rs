@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cipherdm_cli::{commands, remote, sample};
+use cipherdm_models::guidance::ScoreGuidance;
+use cipherdm_models::results::Tables;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -82,18 +84,19 @@ impl DrawArgs {
 /// Options of `sample` and `plain-sample`.
 #[derive(Args)]
 struct SampleArgs {
-    /// `tiny` (digits 0/1) or `mnist` (0–9).
+    /// `tiny` (digits 0/1; CipherDM's U-Net), `tiny-unaliased` (the same with time features
+    /// that do not alias) or `mnist` (0–9).
     #[arg(long, default_value = "mnist")]
     model: String,
     #[command(flatten)]
     draw: DrawArgs,
     /// Score guidance, computed by the model owner from the public noise:
-    /// `correction:γ` (the error-cancelling correction), `paper:η[:snr|beta|constant|capped]`
+    /// `correction:γ[:t_min]` (the error-cancelling correction on the steps with t ≥ t_min), `paper:η[:snr|beta|constant|capped]`
     /// (Song et al.'s unconditional-score guidance; a bare number η means `paper:η:snr`) or
-    /// `none`. Default `correction:1` with DDIM, none with DDPM (which supports `--cfg` only).
+    /// `none`. Default `correction:1:400` with DDIM, none with DDPM (which supports `--cfg` only).
     #[arg(long)]
     guidance: Option<String>,
-    /// Weights instead of the shipped ones: a .safetensors file (tiny) or a diffusers
+    /// Weights instead of the shipped ones: a .safetensors file (tiny models) or a diffusers
     /// folder (mnist).
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -103,7 +106,7 @@ impl SampleArgs {
     fn options(self, shares: Option<PathBuf>) -> sample::SampleOptions {
         let guidance = self.guidance.unwrap_or_else(|| {
             if self.draw.sampler == "ddim" {
-                "correction:1".into()
+                ScoreGuidance::DEFAULT.to_string()
             } else {
                 "none".into()
             }
@@ -133,7 +136,7 @@ enum Command {
     },
     /// The model owner's tool: split weights into three share files, one per server.
     ShareModel {
-        /// `tiny` or `mnist`.
+        /// `tiny`, `tiny-unaliased` or `mnist`.
         #[arg(long, default_value = "mnist")]
         model: String,
         /// Weights instead of the shipped ones.
@@ -147,7 +150,7 @@ enum Command {
     /// tensors for the job's public noise seed, steps, batch, guidance and profile, one file
     /// per party (copy each into that party's guidance folder).
     ShareGuidance {
-        /// `tiny` or `mnist`.
+        /// `tiny`, `tiny-unaliased` or `mnist`.
         #[arg(long, default_value = "mnist")]
         model: String,
         /// Weights instead of the shipped ones.
@@ -162,8 +165,8 @@ enum Command {
         /// The job's batch (labels × grid).
         #[arg(long, default_value_t = 1)]
         batch: usize,
-        /// The guidance (`correction:γ` or `paper:η[:weight]`).
-        #[arg(long, default_value = "correction:1")]
+        /// The guidance (`correction:γ[:t_min]` or `paper:η[:weight]`).
+        #[arg(long, default_value_t = ScoreGuidance::DEFAULT.to_string())]
         guidance: String,
         /// The job's approximation profile.
         #[arg(long, default_value = "accurate")]
@@ -174,7 +177,7 @@ enum Command {
     },
     /// Train a model on the shipped MNIST (needs `--features train`).
     Train {
-        /// `tiny`, `mnist` or `classifier`.
+        /// `tiny`, `tiny-unaliased`, `mnist` or `classifier`.
         #[arg(long)]
         model: String,
         /// Optimiser steps (default per model).
@@ -189,7 +192,7 @@ enum Command {
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Output: a .safetensors file (tiny, classifier) or a diffusers folder (mnist);
+        /// Output: a .safetensors file (tiny models, classifier) or a diffusers folder (mnist);
         /// default: the shipped location under models/weights.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -223,10 +226,10 @@ enum Command {
     /// Sample and score one configuration (accuracy, F1, classifier-FD), e.g. to judge
     /// weights you trained: the numbers of one `results` row.
     Evaluate {
-        /// `tiny` or `mnist`.
+        /// `tiny`, `tiny-unaliased` or `mnist`.
         #[arg(long, default_value = "mnist")]
         model: String,
-        /// Weights instead of the shipped ones (a file for tiny, a diffusers folder for mnist).
+        /// Weights instead of the shipped ones (a file for the tiny models, a diffusers folder for mnist).
         #[arg(long)]
         weights: Option<PathBuf>,
         /// Samples (labels cycle over the model's classes).
@@ -235,7 +238,7 @@ enum Command {
         /// `exact` or an approximation profile.
         #[arg(long, default_value = "exact")]
         profile: String,
-        /// Score guidance (as for `sample`: `none`, `correction:γ`, `paper:η[:weight]`).
+        /// Score guidance (as for `sample`: `none`, `correction:γ[:t_min]`, `paper:η[:weight]`).
         #[arg(long, default_value = "none")]
         guidance: String,
         /// DDIM steps (CipherDM's spacing).
@@ -260,6 +263,10 @@ enum Command {
         /// profiles, and 8- and 4-step rows).
         #[arg(long)]
         guidance_table: bool,
+        /// Also the binary-MNIST table on `tiny-unaliased` (the analogue of Song et al.'s
+        /// Table 4, with the time and bytes of one secure 50-step sample per row).
+        #[arg(long)]
+        binary_table: bool,
         /// Guidance table from cached rows only: rows not computed yet are left out.
         #[arg(long)]
         cached_only: bool,
@@ -279,7 +286,7 @@ enum ClientCommand {
         client: Option<String>,
         #[command(flatten)]
         draw: DrawArgs,
-        /// Score guidance (`none`, `correction:γ`, `paper:η[:weight]`): the parties need
+        /// Score guidance (`none`, `correction:γ[:t_min]`, `paper:η[:weight]`): the parties need
         /// the owner's guidance shares for this job (`cipherdm share-guidance` with the
         /// same seed, steps, batch, guidance and profile) in their guidance folders.
         #[arg(long, default_value = "none")]
@@ -380,8 +387,18 @@ fn main() -> ExitCode {
             models,
             out,
             guidance_table,
+            binary_table,
             cached_only,
-        } => commands::results(samples, &models, &out, guidance_table, cached_only),
+        } => commands::results(
+            samples,
+            &models,
+            &out,
+            Tables {
+                guidance: guidance_table,
+                binary: binary_table,
+                cached_only,
+            },
+        ),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

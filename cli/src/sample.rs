@@ -41,7 +41,7 @@ pub fn progress_bar(steps: usize) -> ProgressBar {
 /// Options shared by `sample` and `plain-sample`.
 #[derive(Clone, Debug)]
 pub struct SampleOptions {
-    /// `tiny` or `mnist`.
+    /// `tiny`, `tiny-unaliased` or `mnist`.
     pub model: String,
     /// Comma-separated digits, one image each (all classes when empty).
     pub labels: String,

@@ -350,7 +350,10 @@ fn guided_jobs_match_the_in_process_sample_and_missing_guidance_is_refused() {
     let cfg = d.cfg();
     let labels = [1usize, 0];
     let (model, weights) = shipped::model("tiny").unwrap();
-    let guidance = ScoreGuidance::ErrorCancelling { gamma: 1.0 };
+    let guidance = ScoreGuidance::ErrorCancelling {
+        gamma: 1.0,
+        down_to: 0,
+    };
     let fixed = FixedPoint::default();
     let binding =
         |seed| GuidanceBinding::new("tiny", &model, seed, 3, 2, &guidance, Profile::Accurate);

@@ -7,10 +7,13 @@
 //!   exact unconditional score as the target, `γ_t = η·w(t)` with a [`GuidanceWeight`].
 //!   Its Algorithm 1 leaves `w(t)` open; the text says `w_t = σ_t/α_t`, which reads two
 //!   ways ([`GuidanceWeight::Snr`], [`GuidanceWeight::Beta`]).
-//! - [`ScoreGuidance::ErrorCancelling`] — ours: `ε̃ = ε̂(z_t, y) + γ·(ε(z_unc) − ε̂(z_unc))`.
-//!   Both unconditional terms are evaluated by the owner on the same public trajectory,
-//!   one with exact nonlinearities and one with the approximations the servers use, so
-//!   their difference estimates the approximation error while the class signal cancels.
+//! - [`ScoreGuidance::ErrorCancelling`] — ours: `ε̃ = ε̂(z_t, y) + γ·(ε(z_unc) − ε̂(z_unc))`
+//!   on the steps with `t ≥ t_min`. Both unconditional terms are evaluated by the owner on
+//!   the same public trajectory, one with exact nonlinearities and one with the
+//!   approximations the servers use, so their difference estimates the approximation
+//!   error while the class signal cancels. The estimate is good while the conditional
+//!   trajectory is still close to the unconditional one (the noisy steps, which decide the
+//!   class) and worse once it has moved towards its class, so `t_min` can stop it there.
 //!   It is exactly zero for an exact model and costs the servers what the paper's
 //!   guidance costs: one shared tensor per step, folded into the update's single
 //!   truncation.
@@ -19,7 +22,10 @@
 //! use cipherdm_models::guidance::{GuidanceWeight, ScoreGuidance};
 //! let g: ScoreGuidance = "paper:0.1:beta".parse().unwrap();
 //! assert_eq!(g, ScoreGuidance::Unconditional { eta: 0.1, weight: GuidanceWeight::Beta });
-//! assert_eq!("correction:1".parse::<ScoreGuidance>().unwrap(), ScoreGuidance::ErrorCancelling { gamma: 1.0 });
+//! assert_eq!(
+//!     "correction:1:600".parse::<ScoreGuidance>().unwrap(),
+//!     ScoreGuidance::ErrorCancelling { gamma: 1.0, down_to: 600 }
+//! );
 //! assert_eq!(g.to_string().parse::<ScoreGuidance>().unwrap(), g);
 //! assert!("paper:-1".parse::<ScoreGuidance>().is_err());
 //! ```
@@ -38,6 +44,9 @@ use crate::weights::Weights;
 
 /// Largest guidance strength accepted (η or γ).
 pub const MAX_STRENGTH: f64 = 10.0;
+
+/// Timesteps of the schedule (a correction's `t_min` is below it).
+const MAX_TIMESTEP: usize = 1000;
 
 /// The weight function `w(t)` of the paper's guidance, `γ_t = η·w(t)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,10 +104,13 @@ pub enum ScoreGuidance {
         /// The weight function.
         weight: GuidanceWeight,
     },
-    /// The error-cancelling correction `ε̃ = ε̂ + γ·(ε(z_unc) − ε̂(z_unc))`.
+    /// The error-cancelling correction `ε̃ = ε̂ + γ·(ε(z_unc) − ε̂(z_unc))` on the steps with
+    /// `t ≥ down_to`.
     ErrorCancelling {
         /// Strength γ (1 adds the whole estimated error back).
         gamma: f64,
+        /// The lowest timestep corrected (0: every step).
+        down_to: usize,
     },
 }
 
@@ -113,9 +125,12 @@ pub struct Fold {
 }
 
 impl ScoreGuidance {
-    /// The default of the tool: the error-cancelling correction with γ = 1 (chosen by
-    /// measurement; see the README's guidance section).
-    pub const DEFAULT: ScoreGuidance = ScoreGuidance::ErrorCancelling { gamma: 1.0 };
+    /// The default of the tool: the error-cancelling correction with γ = 1 on the steps
+    /// with t ≥ 400 (chosen by measurement; see the README's guidance section).
+    pub const DEFAULT: ScoreGuidance = ScoreGuidance::ErrorCancelling {
+        gamma: 1.0,
+        down_to: 400,
+    };
 
     /// How step `t` combines the servers' prediction with the owner's tensor.
     pub fn fold(&self, schedule: &Schedule, t: usize) -> Fold {
@@ -127,9 +142,9 @@ impl ScoreGuidance {
                     owner: g,
                 }
             }
-            ScoreGuidance::ErrorCancelling { gamma } => Fold {
+            ScoreGuidance::ErrorCancelling { gamma, down_to } => Fold {
                 own: 1.0,
-                owner: gamma,
+                owner: if t >= down_to { gamma } else { 0.0 },
             },
         }
     }
@@ -143,7 +158,7 @@ impl ScoreGuidance {
     pub fn strength(&self) -> f64 {
         match *self {
             ScoreGuidance::Unconditional { eta, .. } => eta,
-            ScoreGuidance::ErrorCancelling { gamma } => gamma,
+            ScoreGuidance::ErrorCancelling { gamma, .. } => gamma,
         }
     }
 }
@@ -154,13 +169,18 @@ impl fmt::Display for ScoreGuidance {
             ScoreGuidance::Unconditional { eta, weight } => {
                 write!(f, "paper:{eta}:{}", weight.name())
             }
-            ScoreGuidance::ErrorCancelling { gamma } => write!(f, "correction:{gamma}"),
+            ScoreGuidance::ErrorCancelling { gamma, down_to: 0 } => {
+                write!(f, "correction:{gamma}")
+            }
+            ScoreGuidance::ErrorCancelling { gamma, down_to } => {
+                write!(f, "correction:{gamma}:{down_to}")
+            }
         }
     }
 }
 
 /// Parses an optional guidance: `none`, `0`, a bare number η (the paper's guidance with
-/// the `snr` weight), `paper:η[:snr|beta|constant|capped]` or `correction:γ`.
+/// the `snr` weight), `paper:η[:snr|beta|constant|capped]` or `correction:γ[:t_min]`.
 ///
 /// ```
 /// use cipherdm_models::guidance::parse_guidance;
@@ -183,7 +203,7 @@ impl FromStr for ScoreGuidance {
     fn from_str(s: &str) -> Result<Self, ModelError> {
         let bad = |why: &str| {
             ModelError::Config(format!(
-                "guidance `{s}`: {why} (paper:η[:snr|beta|constant|capped], correction:γ, \
+                "guidance `{s}`: {why} (paper:η[:snr|beta|constant|capped], correction:γ[:t_min], \
                  a bare η, or none)"
             ))
         };
@@ -213,9 +233,21 @@ impl FromStr for ScoreGuidance {
                     weight,
                 })
             }
-            [kind, gamma] if kind.eq_ignore_ascii_case("correction") => {
+            [kind, gamma] | [kind, gamma, _] if kind.eq_ignore_ascii_case("correction") => {
+                let down_to = match parts.get(2) {
+                    None => 0,
+                    Some(t) => t
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|&t| t < MAX_TIMESTEP)
+                        .ok_or_else(|| {
+                            bad(&format!("t_min must be a timestep below {MAX_TIMESTEP}"))
+                        })?,
+                };
                 Ok(ScoreGuidance::ErrorCancelling {
                     gamma: strength(gamma)?,
+                    down_to,
                 })
             }
             _ => Err(bad("unknown form")),

@@ -16,8 +16,8 @@ use cipherdm_kernel::graph::Graph;
 /// The architectures the project ships.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Architecture {
-    /// CipherDM's binary-MNIST U-Net ([`tiny`]).
-    Tiny,
+    /// CipherDM's binary-MNIST U-Net ([`tiny`]) with the given public time features.
+    Tiny(tiny::TimeFeatures),
     /// A diffusers `UNet2DModel` ([`unet2d`]).
     UNet2d(Box<unet2d::Config>),
 }
@@ -32,10 +32,19 @@ pub struct Model {
 }
 
 impl Model {
-    /// `cipherdm-tiny`.
+    /// `cipherdm-tiny`: CipherDM's binary-MNIST U-Net, time features included.
     pub fn tiny() -> Result<Self, ModelError> {
         Ok(Self {
-            architecture: Architecture::Tiny,
+            architecture: Architecture::Tiny(tiny::TimeFeatures::CipherDm),
+            graph: tiny::graph()?,
+        })
+    }
+
+    /// `cipherdm-tiny-unaliased`: the same graph fed time features that do not alias
+    /// ([`tiny::unaliased_time_features`]).
+    pub fn tiny_unaliased() -> Result<Self, ModelError> {
+        Ok(Self {
+            architecture: Architecture::Tiny(tiny::TimeFeatures::Unaliased),
             graph: tiny::graph()?,
         })
     }
@@ -52,7 +61,7 @@ impl Model {
     /// Number of classes of the label input.
     pub fn classes(&self) -> usize {
         match &self.architecture {
-            Architecture::Tiny => tiny::CLASSES,
+            Architecture::Tiny(_) => tiny::CLASSES,
             Architecture::UNet2d(c) => c.num_class_embeds,
         }
     }
@@ -60,7 +69,7 @@ impl Model {
     /// Image shape `(C, H, W)`.
     pub fn image_shape(&self) -> [usize; 3] {
         match &self.architecture {
-            Architecture::Tiny => [1, 28, 28],
+            Architecture::Tiny(_) => [1, 28, 28],
             Architecture::UNet2d(c) => [c.in_channels, c.sample_size, c.sample_size],
         }
     }
@@ -68,7 +77,7 @@ impl Model {
     /// The public time features of timestep `t`.
     pub fn time_features(&self, t: f64) -> Vec<f64> {
         match &self.architecture {
-            Architecture::Tiny => tiny::time_features(t),
+            Architecture::Tiny(features) => features.of(t),
             Architecture::UNet2d(c) => unet2d::time_features(c, t),
         }
     }

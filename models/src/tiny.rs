@@ -8,6 +8,10 @@
 //!
 //! Graph inputs: `x` `(1, 28, 28)`, `time` `(4)` from [`time_features`], and `label` `(2)`,
 //! a one-hot row (or any mixture of rows, for an "average class" condition).
+//!
+//! `cipherdm-tiny-unaliased` is the same graph fed [`unaliased_time_features`]: CipherDM's
+//! features wrap (t = 981 looks like t = 353 to the network), these do not. The time
+//! features are public and computed in plaintext, so both cost the servers the same.
 
 use crate::error::ModelError;
 use cipherdm_kernel::graph::{Activation, Graph, GraphBuilder, Stored, ValueId};
@@ -28,6 +32,47 @@ pub fn time_features(t: f64) -> Vec<f64> {
         (t * f[0]).cos(),
         (t * f[1]).cos(),
     ]
+}
+
+/// Time features that identify every timestep of the 1000-step schedule:
+/// `[sin ω₁t, sin ω₂t, cos ω₁t, cos ω₂t]` with periods 4000 and 1000 steps. The slow pair
+/// turns a quarter circle over `0..1000`, so it alone is one-to-one; the fast pair gives
+/// neighbouring steps distinct features (one full turn).
+///
+/// ```
+/// use cipherdm_models::tiny::unaliased_time_features;
+/// let d = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
+/// // CipherDM's features put t = 981 near t = 353; these keep them apart.
+/// assert!(d(&unaliased_time_features(981.0), &unaliased_time_features(353.0)) > 1.0);
+/// ```
+pub fn unaliased_time_features(t: f64) -> Vec<f64> {
+    use core::f64::consts::PI;
+    let f = [2.0 * PI / 4000.0, 2.0 * PI / 1000.0];
+    vec![
+        (t * f[0]).sin(),
+        (t * f[1]).sin(),
+        (t * f[0]).cos(),
+        (t * f[1]).cos(),
+    ]
+}
+
+/// Which public time features a `tiny` model is fed (the graph is the same).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeFeatures {
+    /// CipherDM's [`time_features`] (`cipherdm-tiny`, the exact port).
+    CipherDm,
+    /// [`unaliased_time_features`] (`cipherdm-tiny-unaliased`).
+    Unaliased,
+}
+
+impl TimeFeatures {
+    /// The features of timestep `t`.
+    pub fn of(self, t: f64) -> Vec<f64> {
+        match self {
+            Self::CipherDm => time_features(t),
+            Self::Unaliased => unaliased_time_features(t),
+        }
+    }
 }
 
 struct Ctx {

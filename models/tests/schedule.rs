@@ -224,6 +224,9 @@ fn guidance_formulas() {
         ),
         // The correction adds γ times the reference's minus the model's unconditional ε.
         ("correction:0.5", 0.4 + 0.5 * (-0.3 - 0.1)),
+        // Corrected down to t = 500 inclusive; stopped above it.
+        ("correction:0.5:500", 0.4 + 0.5 * (-0.3 - 0.1)),
+        ("correction:0.5:501", 0.4),
     ];
     for (spec, want) in cases {
         let guidance = match spec.parse::<ScoreGuidance>() {
@@ -258,7 +261,10 @@ fn guidance_formulas() {
         x,
         &[Condition::Class(1)],
         Guidance::Score {
-            guidance: ScoreGuidance::ErrorCancelling { gamma: 1.0 },
+            guidance: ScoreGuidance::ErrorCancelling {
+                gamma: 1.0,
+                down_to: 0,
+            },
             reference: &mut TwoValued(0.4, 0.1),
         },
         0,
@@ -285,11 +291,21 @@ fn guidance_specs_parse_or_name_the_problem() {
         };
         assert_eq!(g.to_string().parse::<ScoreGuidance>().unwrap(), g);
     }
+    for down_to in [0, 600, 999] {
+        let g = ScoreGuidance::ErrorCancelling {
+            gamma: 1.0,
+            down_to,
+        };
+        assert_eq!(g.to_string().parse::<ScoreGuidance>().unwrap(), g);
+    }
     for bad in [
         "paper:x",
         "paper:0.1:sideways",
         "correction:-1",
         "correction:11",
+        "correction:1:1000",
+        "correction:1:-5",
+        "correction:1:early",
         "nan",
         "a:b:c:d",
     ] {

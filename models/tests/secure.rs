@@ -206,6 +206,7 @@ fn every_score_guidance_on_shares_equals_its_plaintext_formula() {
         "paper:0.3:constant",
         "paper:0.3:capped",
         "correction:1",
+        "correction:1:500",
     ] {
         let g: ScoreGuidance = spec.parse().unwrap();
         let req = request(

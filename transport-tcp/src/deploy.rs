@@ -198,10 +198,13 @@ impl DeployConfig {
         if raw.session.trim().is_empty() || raw.session.len() > 64 {
             return Err(err("session", "must be 1 to 64 characters".into()));
         }
-        if !matches!(raw.model.as_str(), "tiny" | "mnist") {
+        if !matches!(raw.model.as_str(), "tiny" | "tiny-unaliased" | "mnist") {
             return Err(err(
                 "model",
-                format!("unknown model `{}` (tiny, mnist)", raw.model),
+                format!(
+                    "unknown model `{}` (tiny, tiny-unaliased, mnist)",
+                    raw.model
+                ),
             ));
         }
         let ms = |field: &str, v: Option<u64>, default: u64| -> Result<Duration, ConfigError> {

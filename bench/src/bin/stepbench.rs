@@ -28,7 +28,7 @@ use rand_core::SeedableRng;
 #[derive(Parser)]
 #[command(about = "Secure U-Net forward / sample cost, per layer")]
 struct Args {
-    /// `tiny` or `mnist`.
+    /// `tiny`, `tiny-unaliased` or `mnist`.
     #[arg(long, default_value = "tiny")]
     model: String,
     /// Approximation profile.
@@ -37,9 +37,9 @@ struct Args {
     /// 0: one forward; N: a whole N-step DDIM sample (with `--guidance`).
     #[arg(long, default_value_t = 0)]
     steps: usize,
-    /// Score guidance of a whole sample (`none`, `correction:γ`, `paper:η[:weight]`); every
-    /// member costs the servers the same.
-    #[arg(long, default_value = "correction:1")]
+    /// Score guidance of a whole sample (`none`, `correction:γ[:t_min]`, `paper:η[:weight]`);
+    /// every member costs the servers the same.
+    #[arg(long, default_value_t = cipherdm_models::guidance::ScoreGuidance::DEFAULT.to_string())]
     guidance: String,
     /// Batch size.
     #[arg(long, default_value_t = 1)]

@@ -24,43 +24,53 @@ fn paper(eta: f64, weight: GuidanceWeight) -> Option<ScoreGuidance> {
     Some(ScoreGuidance::Unconditional { eta, weight })
 }
 
-fn correction(gamma: f64) -> Option<ScoreGuidance> {
-    Some(ScoreGuidance::ErrorCancelling { gamma })
+fn correction(gamma: f64, down_to: usize) -> Option<ScoreGuidance> {
+    Some(ScoreGuidance::ErrorCancelling { gamma, down_to })
 }
 
-/// The rows, most telling first (an interrupted run has the important ones).
+/// The rows, most telling first (an interrupted run has the important ones): CipherDM's
+/// profile against exact and Accurate, its sweep, then Loose and Precise, then few steps.
 pub fn requests() -> Vec<Request> {
-    let mut out = Vec::new();
-    let profiles = [
-        ("CipherDm", Profile::CipherDm),
-        ("Loose", Profile::Loose),
-        ("Precise", Profile::Precise),
+    let default = Some(ScoreGuidance::DEFAULT);
+    let cipherdm = Nonlinearity::Approx(Profile::CipherDm);
+    let accurate = Nonlinearity::Approx(Profile::Accurate);
+    let mut out = vec![
+        ("CipherDm", cipherdm, None, 50),
+        ("CipherDm", cipherdm, default, 50),
+        ("CipherDm", cipherdm, correction(1.0, 0), 50),
+        ("CipherDm", cipherdm, paper(0.1, GuidanceWeight::Snr), 50),
+        ("CipherDm", cipherdm, paper(0.1, GuidanceWeight::Beta), 50),
+        ("exact", Nonlinearity::Exact, None, 50),
+        ("Accurate", accurate, None, 50),
+        ("Accurate", accurate, default, 50),
+        ("Accurate", accurate, correction(1.0, 0), 50),
+        ("CipherDm", cipherdm, correction(1.0, 600), 50),
+        ("CipherDm", cipherdm, correction(0.5, 0), 50),
+        ("CipherDm", cipherdm, correction(1.5, 0), 50),
+        ("CipherDm", cipherdm, correction(2.0, 0), 50),
+        (
+            "CipherDm",
+            cipherdm,
+            paper(0.1, GuidanceWeight::Constant),
+            50,
+        ),
+        ("CipherDm", cipherdm, paper(0.1, GuidanceWeight::Capped), 50),
     ];
-    for (name, p) in profiles {
+    // Loose and Precise are within a point of exact: the full sweep is CipherDM's.
+    for (name, p) in [("Loose", Profile::Loose), ("Precise", Profile::Precise)] {
         let nl = Nonlinearity::Approx(p);
         out.push((name, nl, None, 50));
-        out.push((name, nl, correction(1.0), 50));
+        out.push((name, nl, default, 50));
+        out.push((name, nl, correction(1.0, 0), 50));
         out.push((name, nl, paper(0.1, GuidanceWeight::Snr), 50));
         out.push((name, nl, paper(0.1, GuidanceWeight::Beta), 50));
-        // Loose and Precise are within a point of exact: the full sweep is CipherDM's.
-        if p != Profile::CipherDm {
-            continue;
-        }
-        out.push((name, nl, correction(0.5), 50));
-        out.push((name, nl, correction(1.5), 50));
-        out.push((name, nl, correction(2.0), 50));
-        out.push((name, nl, paper(0.1, GuidanceWeight::Constant), 50));
-        out.push((name, nl, paper(0.1, GuidanceWeight::Capped), 50));
-        out.push(("exact", Nonlinearity::Exact, None, 50));
-        let acc = Nonlinearity::Approx(Profile::Accurate);
-        out.push(("Accurate", acc, None, 50));
-        out.push(("Accurate", acc, correction(1.0), 50));
-        for steps in [8, 4] {
-            out.push(("exact", Nonlinearity::Exact, None, steps));
-            out.push((name, nl, None, steps));
-            out.push((name, nl, correction(1.0), steps));
-            out.push((name, nl, paper(0.1, GuidanceWeight::Snr), steps));
-        }
+    }
+    for steps in [8, 4] {
+        out.push(("exact", Nonlinearity::Exact, None, steps));
+        out.push(("CipherDm", cipherdm, None, steps));
+        out.push(("CipherDm", cipherdm, default, steps));
+        out.push(("CipherDm", cipherdm, correction(1.0, 0), steps));
+        out.push(("CipherDm", cipherdm, paper(0.1, GuidanceWeight::Snr), steps));
     }
     out
 }

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+pub mod binary;
 pub mod guidance;
 
 use crate::classifier::Classifier;
@@ -57,6 +58,20 @@ pub struct Row {
     pub png: String,
     /// Wall time of the row.
     pub seconds: f64,
+    /// What one secure sample of this row costs (only tables that measure it).
+    #[serde(default)]
+    pub secure: Option<SecureCost>,
+}
+
+/// The measured cost of one secure sample.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SecureCost {
+    /// The servers' wall time.
+    pub seconds: f64,
+    /// Payload bytes all three servers sent.
+    pub bytes: u64,
+    /// Communication rounds (the longest party's).
+    pub rounds: u64,
 }
 
 /// The step count of rows cached before rows recorded it: CipherDM's 50.
@@ -242,6 +257,7 @@ impl<'a> Study<'a> {
             frechet: frechet_distance(&m, &cv, &self.reference.0, &self.reference.1),
             png: String::new(),
             seconds: t0.elapsed().as_secs_f64(),
+            secure: None,
         };
         Ok((row, x0))
     }
@@ -332,14 +348,19 @@ pub fn guidance_weight_note() -> Result<String, ModelError> {
     ))
 }
 
+/// Which extra tables [`run`] writes after the main one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tables {
+    /// The score-guidance table on `mnist` ([`guidance`]).
+    pub guidance: bool,
+    /// The binary-MNIST table on `tiny-unaliased` ([`binary`]).
+    pub binary: bool,
+    /// Write the guidance table from cached rows only.
+    pub cached_only: bool,
+}
+
 /// Runs the study for `models` (`tiny`, `mnist` or `both`) and writes `out/RESULTS.md`.
-pub fn run(
-    samples: usize,
-    models: &str,
-    out: &Path,
-    guidance_table: bool,
-    cached_only: bool,
-) -> Result<(), ModelError> {
+pub fn run(samples: usize, models: &str, out: &Path, tables: Tables) -> Result<(), ModelError> {
     let names: Vec<&str> = match models {
         "both" => vec!["tiny", "mnist"],
         "tiny" | "mnist" => vec![models],
@@ -390,7 +411,7 @@ pub fn run(
             );
         }
     }
-    if guidance_table {
+    if tables.guidance {
         let (model, weights) = shipped::model("mnist")?;
         let rows = guidance::study(
             "mnist",
@@ -399,9 +420,15 @@ pub fn run(
             samples,
             &pngs,
             &mut classifier,
-            cached_only,
+            tables.cached_only,
         )?;
         md.push_str(&guidance::section("mnist", &rows));
+    }
+    if tables.binary {
+        let tag = "tiny-unaliased";
+        let (model, weights) = shipped::model(tag)?;
+        let rows = binary::study(tag, &model, &weights, samples, &pngs, &mut classifier)?;
+        md.push_str(&binary::section(tag, samples, &rows));
     }
     let file = out.join("RESULTS.md");
     std::fs::write(&file, md).map_err(|e| ModelError::io(&file, e))?;
