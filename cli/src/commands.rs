@@ -21,18 +21,38 @@ pub fn eval_classifier() -> Result<(), CliError> {
     Ok(())
 }
 
+/// The options of `cipherdm train`.
+#[derive(Clone, Debug, Default)]
+pub struct TrainOptions {
+    /// Optimiser steps (default per model).
+    pub steps: Option<usize>,
+    /// Batch size.
+    pub batch: usize,
+    /// Peak learning rate (default per model).
+    pub lr: Option<f64>,
+    /// Seed of initialisation, batches, timesteps and noise.
+    pub seed: u64,
+    /// Output file or folder (default: the shipped location under [`DEFAULT_WEIGHTS_DIR`]).
+    pub out: Option<PathBuf>,
+    /// Weights to continue from.
+    pub init: Option<PathBuf>,
+    /// Weigh every timestep's diffusion loss equally instead of min-SNR-5.
+    pub uniform_loss: bool,
+}
+
 /// `cipherdm train` (needs the `train` feature).
-pub fn train(
-    model: &str,
-    steps: Option<usize>,
-    batch: usize,
-    lr: Option<f64>,
-    seed: u64,
-    out: Option<PathBuf>,
-    init: Option<PathBuf>,
-) -> Result<(), CliError> {
+pub fn train(model: &str, options: TrainOptions) -> Result<(), CliError> {
     #[cfg(feature = "train")]
     {
+        let TrainOptions {
+            steps,
+            batch,
+            lr,
+            seed,
+            out,
+            init,
+            uniform_loss,
+        } = options;
         use cipherdm_models::classifier;
         use cipherdm_models::mnist::{Mnist, Split};
         use cipherdm_models::model::Model;
@@ -54,6 +74,7 @@ pub fn train(
             } else {
                 100
             },
+            min_snr_gamma: (!uniform_loss).then_some(cipherdm_models::train::MIN_SNR_GAMMA),
         };
         match model {
             "tiny" | "tiny-unaliased" => {
@@ -118,7 +139,7 @@ pub fn train(
     }
     #[cfg(not(feature = "train"))]
     {
-        let _ = (model, steps, batch, lr, seed, out, init);
+        let _ = (model, options);
         Err(CliError::Usage(
             "this build has no training backend: rebuild with `--features train`".into(),
         ))

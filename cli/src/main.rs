@@ -199,6 +199,10 @@ enum Command {
         /// Continue from these weights instead of a fresh initialisation (diffusion models).
         #[arg(long)]
         init: Option<PathBuf>,
+        /// Weigh every timestep's ε-loss equally (the DDPM loss) instead of min-SNR-5
+        /// (diffusion models).
+        #[arg(long)]
+        uniform_loss: bool,
     },
     /// Test-set accuracy of the shipped classifier.
     EvalClassifier,
@@ -341,7 +345,19 @@ fn main() -> ExitCode {
             seed,
             out,
             init,
-        } => commands::train(&model, steps, batch, lr, seed, out, init),
+            uniform_loss,
+        } => commands::train(
+            &model,
+            commands::TrainOptions {
+                steps,
+                batch,
+                lr,
+                seed,
+                out,
+                init,
+                uniform_loss,
+            },
+        ),
         Command::EvalClassifier => commands::eval_classifier(),
         Command::Keygen { out } => remote::keygen(&out),
         Command::Party { config, id } => remote::party(&config, id),

@@ -323,6 +323,9 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// Hand the EMA weights to the checkpoint callback every this many steps (0: never).
     pub checkpoint_every: usize,
+    /// γ of the min-SNR weighting of the diffusion loss ([`MIN_SNR_GAMMA`] by default);
+    /// `None` weighs every timestep's ε-loss equally (the DDPM loss of Ho et al.).
+    pub min_snr_gamma: Option<f64>,
 }
 
 /// Called with `(step, EMA weights)` every [`TrainConfig::checkpoint_every`] steps.
@@ -428,7 +431,7 @@ fn fit(
 }
 
 /// Trains a diffusion model's noise prediction on `data` (labels must be `< classes`),
-/// min-SNR weighted (see [`MIN_SNR_GAMMA`]),
+/// min-SNR weighted (see [`TrainConfig::min_snr_gamma`]),
 /// from fresh weights or from `init`. Returns the EMA weights.
 pub fn train_diffusion(
     model: &Model,
@@ -498,7 +501,7 @@ pub fn train_diffusion(
             .iter()
             .map(|&t| {
                 let snr = 1.0 / schedule.snr_weight(t).powi(2);
-                (snr.min(MIN_SNR_GAMMA) / snr) as f32
+                cfg.min_snr_gamma.map_or(1.0, |g| snr.min(g) / snr) as f32
             })
             .collect();
         let weights = CTensor::from_vec(weights, cfg.batch, &Device::Cpu).map_err(ce)?;
@@ -514,7 +517,7 @@ pub fn train_diffusion(
     })
 }
 
-/// γ of the min-SNR loss weighting of [`train_diffusion`].
+/// The default γ of the min-SNR loss weighting of [`train_diffusion`].
 pub const MIN_SNR_GAMMA: f64 = 5.0;
 
 /// Trains the evaluation classifier (cross-entropy). Returns the EMA weights.

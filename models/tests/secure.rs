@@ -328,6 +328,18 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
     d
 }
 
+/// Share and guidance files are secret: readable and writable by their owner only.
+fn assert_owner_only(paths: &[std::path::PathBuf]) {
+    #[cfg(unix)]
+    for p in paths {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", p.display());
+    }
+    #[cfg(not(unix))]
+    let _ = paths;
+}
+
 #[test]
 fn share_files_sample_and_each_bad_file_has_its_own_error() {
     let (model, weights) = shipped::model("tiny").unwrap();
@@ -343,6 +355,7 @@ fn share_files_sample_and_each_bad_file_has_its_own_error() {
         None,
     )
     .unwrap();
+    assert_owner_only(&paths);
 
     // A 2-step sample from the files equals the in-memory one within fixed point.
     let req = request(&model, Profile::Accurate, vec![1], 2, GuidanceRequest::None);
@@ -550,6 +563,7 @@ fn guidance_files_round_trip_and_refuse_other_jobs() {
     let dir = std::env::temp_dir().join(format!("cdm-guidance-{}", std::process::id()));
     let mut rng = ChaCha12Rng::seed_from_u64(5);
     let paths = write_guidance_files(&model, &weights, &binding, fixed, &dir, &mut rng).unwrap();
+    assert_owner_only(&paths);
     let image = cipherdm_kernel::Shape::new(&[1, 1, 28, 28]).unwrap();
     // The three parties' shares reconstruct the owner's tensors.
     let want = cipherdm_models::guidance::owner_tensors(

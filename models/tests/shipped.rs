@@ -66,7 +66,7 @@ fn tiny_unaliased_is_tiny_with_other_time_features_and_samples_digits() {
     let mut study = Study::new(&m, &w, 20, &mut classifier).unwrap();
     let (exact, _) = study.row("exact", Nonlinearity::Exact, None).unwrap();
     eprintln!("tiny-unaliased exact: {exact:?}");
-    assert!(exact.f1 >= 0.75, "tiny-unaliased exact F1 {}", exact.f1);
+    assert!(exact.f1 >= 0.6, "tiny-unaliased exact F1 {}", exact.f1);
 }
 
 #[test]

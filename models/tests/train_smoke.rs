@@ -76,6 +76,7 @@ fn a_few_steps_learn() {
         seed: 5,
         log_every: 1000,
         checkpoint_every: 0,
+        min_snr_gamma: Some(cipherdm_models::train::MIN_SNR_GAMMA),
     };
     let g = classifier::graph(true).unwrap();
     let w = train_classifier(&g, &small, &cfg).unwrap();
@@ -100,10 +101,12 @@ fn a_few_steps_learn() {
         seed: 1,
         log_every: 1000,
         checkpoint_every: 0,
+        min_snr_gamma: Some(cipherdm_models::train::MIN_SNR_GAMMA),
     };
     let mut saw = 0;
     let cfg = TrainConfig {
         checkpoint_every: 1,
+        min_snr_gamma: Some(cipherdm_models::train::MIN_SNR_GAMMA),
         ..cfg
     };
     let w = train_diffusion(&model, &small.filter(&[0, 1]), &cfg, None, &mut |_, _| {

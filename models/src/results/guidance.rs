@@ -147,22 +147,26 @@ pub fn section(tag: &str, rows: &[Row]) -> String {
         "\n## Score guidance on `{tag}`\n\n\
          *paper* is the guidance of Song et al., `ε̃ = ε̂ + γ_t·(ε(z_unc) − ε̂)` with \
          `γ_t = η·w(t)`: `snr` w = √(1−ᾱ_t)/√ᾱ_t, `beta` w = √β_t/(1−β_t), `constant` w = 1, \
-         `capped` γ_t = min(η·√(1−ᾱ_t)/√ᾱ_t, 1). *correction* is the error-cancelling \
-         correction `ε̃ = ε̂(z_t, y) + γ·(ε(z_unc) − ε̂(z_unc))`: both unconditional terms \
-         evaluated by the owner on the public-noise unconditional trajectory, exactly and \
-         with the servers' approximations (zero for an exact model).\n\n\
-         **What works, what does not, and why.** The correction with γ = 1 is the only member \
-         that helps CipherDM's approximations on both measures, at 50, 8 and 4 steps; it leaves \
-         the exact model unchanged by construction and the Accurate profile within sampling \
-         noise, and γ above 1 over-corrects. It estimates the approximation error at the \
-         unconditional point z_unc, not at the conditional point z_t: the estimate is good \
-         while the two trajectories are close and worsens as the conditional one moves towards \
-         its class, which is why it closes more of the classifier-FD gap than of the accuracy \
-         gap. Every reading of the paper's weight is at best neutral: its target ε(z_unc) is \
-         the unconditional score, so for a class-conditional model ε(z_unc) − ε̂ carries the \
-         class difference as well as the error and pulls the sample away from its class; with \
-         the `snr` reading γ_t exceeds 1 in the first 16 of 50 steps (13 at t = 981), the \
-         steps that choose the digit, and `capped` still hands those steps wholly to the \
+         `capped` γ_t = min(η·√(1−ᾱ_t)/√ᾱ_t, 1). *correction:γ[:t_min]* is the error-cancelling \
+         correction `ε̃ = ε̂(z_t, y) + γ·(ε(z_unc) − ε̂(z_unc))` on the steps with t ≥ t_min: both \
+         unconditional terms evaluated by the owner on the public-noise unconditional \
+         trajectory, exactly and with the servers' approximations (zero for an exact model). \
+         The default is `correction:1:400`.\n\n\
+         **What works, what does not, and why.** The correction is the only member that helps \
+         CipherDM's approximations on both measures, at 50, 8 and 4 steps; it leaves the exact \
+         model unchanged by construction and the Accurate profile within sampling noise, and γ \
+         above 1 over-corrects. It estimates the approximation error at the unconditional \
+         point z_unc, not at the conditional point z_t: the estimate is good while the two \
+         trajectories are close, in the noisy steps that decide the digit, and worsens as the \
+         conditional one moves towards its class. Stopping it at t = 400 keeps the part that \
+         decides the class and drops the part that pulls late details towards another digit: \
+         more of the accuracy gap closes, and the classifier-FD gain stays (a 200-sample probe: \
+         corrected only below t = 600, nothing changes; only from t = 800 up, half the gain). Every \
+         reading of the paper's weight is at best neutral: its target ε(z_unc) is the \
+         unconditional score, so for a class-conditional model ε(z_unc) − ε̂ carries the class \
+         difference as well as the error and pulls the sample away from its class; with the \
+         `snr` reading γ_t exceeds 1 in the first 16 of 50 steps (13 at t = 981), the steps \
+         that choose the digit, and `capped` still hands those steps wholly to the \
          unconditional score; `beta` and `constant` keep γ small and so change little.\n\n\
          | profile | guidance | steps | accuracy | F1 | classifier-FD | samples |\n\
          |---|---|---|---|---|---|---|"

@@ -24,7 +24,7 @@ use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::share_file::{FramedHeader, RING, ShareFileError, read_framed_header};
+use super::share_file::{FramedHeader, RING, ShareFileError, create_private, read_framed_header};
 use crate::error::ModelError;
 use crate::guidance::{ScoreGuidance, owner_tensors};
 use crate::model::Model;
@@ -195,8 +195,7 @@ pub fn write_guidance_files(
         };
         let bytes = postcard::to_stdvec(&header)
             .map_err(|e| ModelError::format("guidance header", e.to_string()))?;
-        let mut f =
-            std::io::BufWriter::new(File::create(path).map_err(|e| ModelError::io(path, e))?);
+        let mut f = std::io::BufWriter::new(create_private(path)?);
         f.write_all(MAGIC)
             .and_then(|_| f.write_all(&(bytes.len() as u32).to_le_bytes()))
             .and_then(|_| f.write_all(&bytes))

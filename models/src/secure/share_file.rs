@@ -197,6 +197,25 @@ pub(crate) struct Framed<H> {
     pub header_len: u32,
 }
 
+/// Creates (or truncates) a share or guidance file readable by its owner only (mode 0600
+/// on Unix): a share is secret from everyone but the party it is for.
+pub(crate) fn create_private(path: &Path) -> Result<File, ModelError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        // An existing file keeps its mode through `open`: narrow it too.
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mut perm = meta.permissions();
+            perm.set_mode(0o600);
+            std::fs::set_permissions(path, perm).map_err(|e| ModelError::io(path, e))?;
+        }
+    }
+    opts.open(path).map_err(|e| ModelError::io(path, e))
+}
+
 /// Reads the framed header of a share or guidance file for party `me` in a session with
 /// fixed point `fixed`, leaving `file` at the first data byte: refuses another magic, a
 /// header longer than `max` or than the file, a header that does not decode, another format
@@ -315,8 +334,7 @@ pub fn write_share_files(
         };
         let bytes = postcard::to_stdvec(&header)
             .map_err(|e| ModelError::format("share header", e.to_string()))?;
-        let mut f =
-            std::io::BufWriter::new(File::create(path).map_err(|e| ModelError::io(path, e))?);
+        let mut f = std::io::BufWriter::new(create_private(path)?);
         f.write_all(MAGIC)
             .and_then(|_| f.write_all(&(bytes.len() as u32).to_le_bytes()))
             .and_then(|_| f.write_all(&bytes))
