@@ -374,7 +374,7 @@ pub fn run(samples: usize, models: &str, out: &Path, tables: Tables) -> Result<(
         md,
         "# Approximation quality in plaintext-approximate mode\n\n\
          Regenerate with `cargo run --release -p cipherdm-cli -- results --samples {samples} \
-         --models {models}`.\n\n\
+         --models {models}{}{}` (finished rows are cached in `results/*.json`).\n\n\
          DDIM, 50 steps (CipherDM's sampler: `[1, 21, …, 981]`, x̂0 clipped, η_DDIM = 0), {samples} samples per row with \
          labels cycling over the model's classes, the same initial noise for every row, f32 network. \
          *Profile* is the approximation of SiLU and of the softmax exp (the `plain-approx` backend); \
@@ -384,7 +384,9 @@ pub fn run(samples: usize, models: &str, out: &Path, tables: Tables) -> Result<(
          Accuracy and macro F1 use the project's classifier against the requested labels; \
          *classifier-FD* is the Fréchet distance between Gaussian fits of that classifier's 64 penultimate features for the samples \
          and for the MNIST test digits of the same classes (FID's formula on a small MNIST classifier, not Inception: \
-         comparable only within this page).\n"
+         comparable only within this page).\n",
+        if tables.guidance { " --guidance-table" } else { "" },
+        if tables.binary { " --binary-table" } else { "" },
     );
     let _ = writeln!(md, "{}", guidance_weight_note()?);
     for name in names {
