@@ -385,7 +385,11 @@ pub fn run(samples: usize, models: &str, out: &Path, tables: Tables) -> Result<(
          *classifier-FD* is the Fréchet distance between Gaussian fits of that classifier's 64 penultimate features for the samples \
          and for the MNIST test digits of the same classes (FID's formula on a small MNIST classifier, not Inception: \
          comparable only within this page).\n",
-        if tables.guidance { " --guidance-table" } else { "" },
+        if tables.guidance {
+            " --guidance-table"
+        } else {
+            ""
+        },
         if tables.binary { " --binary-table" } else { "" },
     );
     let _ = writeln!(md, "{}", guidance_weight_note()?);
