@@ -88,6 +88,17 @@ fn class_name() -> String {
     "UNet2DModel".into()
 }
 
+/// Most resolution levels a config may ask for (SD-1.5 has 4).
+pub const MAX_LEVELS: usize = 8;
+/// Most ResNet blocks per level (SD-1.5 has 2).
+pub const MAX_LAYERS_PER_BLOCK: usize = 16;
+/// Largest image side.
+pub const MAX_SAMPLE_SIZE: usize = 1024;
+/// Most channels of any level, input or output (SD-1.5's widest is 1,280).
+pub const MAX_CHANNELS: usize = 8192;
+/// Most classes of the label embedding.
+pub const MAX_CLASSES: usize = 100_000;
+
 impl Config {
     /// The project's `mnist` model: 28×28, 10 classes, channels (16, 32, 64), one ResNet
     /// per level, attention only at 7×7 and in the mid block (≈ 0.6 M parameters).
@@ -150,6 +161,49 @@ impl Config {
 
     fn validate(&self) -> Result<(), ModelError> {
         let bad = |m: String| Err(ModelError::Config(m));
+        // Bounds first, so that the graph built from an accepted config stays small
+        // (every loop below and in `graph` runs at most levels × (layers + 1) times).
+        let limits: [(&str, usize, usize); 6] = [
+            (
+                "block_out_channels (levels)",
+                self.block_out_channels.len(),
+                MAX_LEVELS,
+            ),
+            (
+                "layers_per_block",
+                self.layers_per_block,
+                MAX_LAYERS_PER_BLOCK,
+            ),
+            ("sample_size", self.sample_size, MAX_SAMPLE_SIZE),
+            ("in_channels", self.in_channels, MAX_CHANNELS),
+            ("out_channels", self.out_channels, MAX_CHANNELS),
+            ("num_class_embeds", self.num_class_embeds, MAX_CLASSES),
+        ];
+        for (field, value, max) in limits {
+            if value > max {
+                return bad(format!("{field} is {value}, at most {max} is supported"));
+            }
+        }
+        if let Some(c) = self
+            .block_out_channels
+            .iter()
+            .find(|&&c| c == 0 || c > MAX_CHANNELS)
+        {
+            return bad(format!(
+                "block_out_channels has {c}: each must be 1 to {MAX_CHANNELS}"
+            ));
+        }
+        for (field, value) in [
+            ("sample_size", self.sample_size),
+            ("in_channels", self.in_channels),
+            ("out_channels", self.out_channels),
+            ("norm_num_groups", self.norm_num_groups),
+            ("attention_head_dim", self.attention_head_dim),
+        ] {
+            if value == 0 {
+                return bad(format!("{field} must be positive"));
+            }
+        }
         let levels = self.block_out_channels.len();
         if levels == 0
             || self.down_block_types.len() != levels

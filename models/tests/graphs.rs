@@ -125,6 +125,43 @@ fn unsupported_diffusers_configs_are_typed_errors() {
     ));
 }
 
+/// A config that asks for an absurd graph is refused by name before anything is built
+/// (the fuzz regression `fuzz/corpus/unet_config/layers_per_block_2121.json`), and zeros
+/// that would divide or shift by nothing are refused too.
+#[test]
+fn oversized_or_zero_diffusers_configs_are_refused_by_field() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/corpus/unet_config/layers_per_block_2121.json"
+    ))
+    .unwrap();
+    let c = unet2d::Config::from_json(&text, "regression").unwrap();
+    let refused = |c: &unet2d::Config, field: &str| match unet2d::graph(c) {
+        Err(cipherdm_models::ModelError::Config(m)) => {
+            assert!(m.contains(field), "`{m}` should name {field}")
+        }
+        other => panic!("{field}: {other:?}"),
+    };
+    refused(&c, "layers_per_block");
+    let mut c = unet2d::Config::mnist();
+    c.block_out_channels = vec![16; 100];
+    c.down_block_types = vec!["DownBlock2D".into(); 100];
+    c.up_block_types = vec!["UpBlock2D".into(); 100];
+    refused(&c, "block_out_channels");
+    for field in ["attention_head_dim", "sample_size", "norm_num_groups"] {
+        let mut c = unet2d::Config::mnist();
+        match field {
+            "attention_head_dim" => c.attention_head_dim = 0,
+            "sample_size" => c.sample_size = 0,
+            _ => c.norm_num_groups = 0,
+        }
+        refused(&c, field);
+    }
+    let mut c = unet2d::Config::mnist();
+    c.block_out_channels[1] = 1 << 20;
+    refused(&c, "block_out_channels");
+}
+
 #[test]
 fn classifier_shapes() {
     assert_eq!(
