@@ -78,11 +78,7 @@ pub fn train(model: &str, options: TrainOptions) -> Result<(), CliError> {
         };
         match model {
             "tiny" | "tiny-unaliased" => {
-                let m = if model == "tiny" {
-                    Model::tiny()?
-                } else {
-                    Model::tiny_unaliased()?
-                };
+                let m = shipped::architecture(model)?;
                 let init = init.map(|p| Weights::load(&m.graph, p)).transpose()?;
                 let out = out.unwrap_or_else(|| default(&format!("cipherdm-{model}.safetensors")));
                 let mut save = |step: usize, w: &Weights<f32>| {

@@ -70,10 +70,9 @@ pub fn load(name: &str, path: Option<&Path>) -> Result<(Model, Weights<f64>), Mo
         return model(name);
     };
     let m = match name {
-        "tiny" => Model::tiny()?,
-        "tiny-unaliased" => Model::tiny_unaliased()?,
+        // The config comes with the weights' folder and is honoured.
         "mnist" => Model::unet2d(unet2d::Config::load(path)?)?,
-        other => return Err(unknown(other)),
+        other => architecture(other)?,
     };
     let w = m.load_weights(path)?;
     Ok((m, w))

@@ -24,7 +24,7 @@ use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::share_file::{FramedHeader, RING, ShareFileError, create_private, read_framed_header};
+use super::share_file::{FramedHeader, RING, ShareFileError, create_framed, read_framed_header};
 use crate::error::ModelError;
 use crate::guidance::{ScoreGuidance, owner_tensors};
 use crate::model::Model;
@@ -193,14 +193,7 @@ pub fn write_guidance_files(
             frac_bits: fixed.frac_bits(),
             binding: binding.clone(),
         };
-        let bytes = postcard::to_stdvec(&header)
-            .map_err(|e| ModelError::format("guidance header", e.to_string()))?;
-        let mut f = std::io::BufWriter::new(create_private(path)?);
-        f.write_all(MAGIC)
-            .and_then(|_| f.write_all(&(bytes.len() as u32).to_le_bytes()))
-            .and_then(|_| f.write_all(&bytes))
-            .map_err(|e| ModelError::io(path, e))?;
-        files.push(f);
+        files.push(create_framed(path, MAGIC, &header, "guidance header")?);
     }
     for t in &tensors {
         let mut enc = vec![0u64; t.len()];

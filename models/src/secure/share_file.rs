@@ -198,8 +198,17 @@ pub(crate) struct Framed<H> {
 }
 
 /// Creates (or truncates) a share or guidance file readable by its owner only (mode 0600
-/// on Unix): a share is secret from everyone but the party it is for.
-pub(crate) fn create_private(path: &Path) -> Result<File, ModelError> {
+/// on Unix: a share is secret from everyone but the party it is for) and writes its framed
+/// header — `magic`, the header's length as a little-endian `u32`, the postcard header —
+/// leaving the writer at the first data byte. The counterpart of [`read_framed_header`];
+/// `what` names the header in errors.
+pub(crate) fn create_framed<H: Serialize>(
+    path: &Path,
+    magic: &[u8; 8],
+    header: &H,
+    what: &str,
+) -> Result<std::io::BufWriter<File>, ModelError> {
+    let bytes = postcard::to_stdvec(header).map_err(|e| ModelError::format(what, e.to_string()))?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -213,7 +222,12 @@ pub(crate) fn create_private(path: &Path) -> Result<File, ModelError> {
             std::fs::set_permissions(path, perm).map_err(|e| ModelError::io(path, e))?;
         }
     }
-    opts.open(path).map_err(|e| ModelError::io(path, e))
+    let mut f = std::io::BufWriter::new(opts.open(path).map_err(|e| ModelError::io(path, e))?);
+    f.write_all(magic)
+        .and_then(|_| f.write_all(&(bytes.len() as u32).to_le_bytes()))
+        .and_then(|_| f.write_all(&bytes))
+        .map_err(|e| ModelError::io(path, e))?;
+    Ok(f)
 }
 
 /// Reads the framed header of a share or guidance file for party `me` in a session with
@@ -332,14 +346,7 @@ pub fn write_share_files(
             seed_commitment: commitment(&seed),
             tensors: tensors.clone(),
         };
-        let bytes = postcard::to_stdvec(&header)
-            .map_err(|e| ModelError::format("share header", e.to_string()))?;
-        let mut f = std::io::BufWriter::new(create_private(path)?);
-        f.write_all(MAGIC)
-            .and_then(|_| f.write_all(&(bytes.len() as u32).to_le_bytes()))
-            .and_then(|_| f.write_all(&bytes))
-            .map_err(|e| ModelError::io(path, e))?;
-        files.push(f);
+        files.push(create_framed(path, MAGIC, &header, "share header")?);
     }
     for spec in &graph.weights {
         let values = weights.get(&spec.name)?.data();
