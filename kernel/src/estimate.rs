@@ -28,6 +28,23 @@ pub struct Estimate {
     pub rounds: u64,
 }
 
+impl Estimate {
+    /// Parallel composition: two pieces of work that run in the same rounds
+    /// ([`Branch::join`](crate::rounds::Branch::join)): bytes add, rounds are the larger.
+    ///
+    /// ```
+    /// use cipherdm_kernel::estimate::{self, Estimate};
+    /// let both = estimate::mul_fixed(10, 18).beside(estimate::trunc(10, 18));
+    /// assert_eq!(both, Estimate { bytes: 330 + 170, rounds: 3 });
+    /// ```
+    pub fn beside(self, o: Estimate) -> Estimate {
+        Estimate {
+            bytes: self.bytes + o.bytes,
+            rounds: self.rounds.max(o.rounds),
+        }
+    }
+}
+
 impl core::ops::Add for Estimate {
     type Output = Estimate;
     /// Sequential composition.
@@ -161,24 +178,27 @@ pub fn powers(n: usize, needed: &[bool], f: u32) -> Estimate {
 /// `piecewise` on `n` elements.
 pub fn piecewise(n: usize, pw: &Piecewise, f: u32) -> Estimate {
     let nb = pw.breaks.len();
-    let mut total = if nb > 0 {
+    // The selection bits run beside the variable change and the powers.
+    let selection = if nb > 0 {
         below_thresholds(n, nb, approx_compare_bits(f))
     } else {
         FREE
     };
     let m = pw.scale / crate::fixed::pow2(pw.eval_shift as i32);
-    if m != 1.0 {
-        total += match (1..=30).find(|&j| m == 1.0 / crate::fixed::pow2(j)) {
+    let variable = if m != 1.0 {
+        match (1..=30).find(|&j| m == 1.0 / crate::fixed::pow2(j)) {
             Some(j) => trunc(n, j as u32),
             None => mul_public_scalar_precise(n, f),
-        };
-    }
+        }
+    } else {
+        FREE
+    };
     if crate::protocols::poly::paterson_stockmeyer_applies(pw) {
-        return total
+        let polynomial = variable
             + powers(n, &[false, true, true, true, true], f)
             + trunc(n, f)
-            + additive_trunc(n, coefficient_bits(f))
-            + mul(n);
+            + additive_trunc(n, coefficient_bits(f));
+        return selection.beside(polynomial) + mul(n);
     }
     let deg = pw.degree();
     let mut needed = alloc::vec![false; deg + 1];
@@ -187,12 +207,13 @@ pub fn piecewise(n: usize, pw: &Piecewise, f: u32) -> Estimate {
             needed[i] |= c != 0.0;
         }
     }
-    total + powers(n, &needed, f) + additive_trunc(n, coefficient_bits(f))
+    selection.beside(variable + powers(n, &needed, f)) + additive_trunc(n, coefficient_bits(f))
 }
 
 /// `compound_exp` on `n` elements.
 pub fn compound_exp(n: usize, squarings: u32, f: u32) -> Estimate {
-    let mut total = below_thresholds(n, 1, approx_compare_bits(f)) + trunc(n, squarings) + mul(n);
+    let mut total =
+        below_thresholds(n, 1, approx_compare_bits(f)).beside(trunc(n, squarings)) + mul(n);
     for _ in 0..squarings {
         total += mul_fixed(n, f);
     }

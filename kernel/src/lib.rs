@@ -50,6 +50,7 @@ pub mod party;
 pub mod protocols;
 pub mod prss;
 pub mod ring;
+pub mod rounds;
 pub mod shape;
 pub mod share;
 pub mod transport;

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::fixed::FixedPoint;
 use crate::prss::{Prss, SEED_BYTES};
 use crate::ring::{self, Ring};
+use crate::rounds::{Branch, Link};
 use crate::transport::{PartyId, Transport};
 
 /// Reproducible PRSS entropy for party `id` from a public `seed`: ChaCha12 seeded from
@@ -72,6 +73,7 @@ pub struct Party<T: Transport> {
     fixed: FixedPoint,
     costs: CostLedger,
     lead_counter: u64,
+    rounds_waited: u64,
 }
 
 impl<T: Transport> core::fmt::Debug for Party<T> {
@@ -85,7 +87,9 @@ impl<T: Transport> core::fmt::Debug for Party<T> {
 
 impl<T: Transport> Party<T> {
     /// Starts a session: exchanges fresh PRSS key contributions drawn from `entropy`
-    /// with both peers. Every session must use fresh entropy (keys are never reused).
+    /// with both peers (one round, 64 bytes to each: the pair key's contribution and this
+    /// party's part of the common key). Every session must use fresh entropy (keys are
+    /// never reused).
     pub fn setup<G: CryptoRng + ?Sized>(
         id: PartyId,
         transport: T,
@@ -94,32 +98,37 @@ impl<T: Transport> Party<T> {
     ) -> Result<Self, Error> {
         let mut to_next = [0u8; SEED_BYTES];
         let mut to_prev = [0u8; SEED_BYTES];
+        let mut common = [0u8; SEED_BYTES];
         entropy.fill_bytes(&mut to_next);
         entropy.fill_bytes(&mut to_prev);
+        entropy.fill_bytes(&mut common);
         let mut party = Party {
             id,
             transport,
-            prss: Prss::from_keys([0; SEED_BYTES], [0; SEED_BYTES]),
+            prss: Prss::from_keys([0; SEED_BYTES], [0; SEED_BYTES], [0; SEED_BYTES]),
             fixed,
             costs: CostLedger::default(),
             lead_counter: 0,
+            rounds_waited: 0,
         };
         party.costs.enter("setup");
-        party.send_bytes(id.next(), to_next.to_vec())?;
-        party.send_bytes(id.prev(), to_prev.to_vec())?;
+        party.send_bytes(id.next(), [to_next, common].concat())?;
+        party.send_bytes(id.prev(), [to_prev, common].concat())?;
         party.flush()?;
-        let from_prev = party.recv_bytes(id.prev(), SEED_BYTES)?;
-        let from_next = party.recv_bytes(id.next(), SEED_BYTES)?;
+        let from_prev = party.recv_bytes(id.prev(), 2 * SEED_BYTES)?;
+        let from_next = party.recv_bytes(id.next(), 2 * SEED_BYTES)?;
         party.costs.rounds(1);
         party.costs.leave();
         let mut prev_key = [0u8; SEED_BYTES];
         let mut next_key = [0u8; SEED_BYTES];
+        let mut common_key = [0u8; SEED_BYTES];
         for j in 0..SEED_BYTES {
             // Pair (i-1, i): i-1's to_next XOR i's to_prev.
             prev_key[j] = from_prev[j] ^ to_prev[j];
             next_key[j] = to_next[j] ^ from_next[j];
+            common_key[j] = common[j] ^ from_prev[SEED_BYTES + j] ^ from_next[SEED_BYTES + j];
         }
-        party.prss = Prss::from_keys(prev_key, next_key);
+        party.prss = Prss::from_keys(prev_key, next_key, common_key);
         Ok(party)
     }
 
@@ -169,6 +178,44 @@ impl<T: Transport> Party<T> {
         let out = f(self);
         self.costs.leave();
         out
+    }
+
+    /// Runs a protocol written against a [`Branch`] (an `async` closure) to completion,
+    /// merging the communication of its branches round by round; see
+    /// [`rounds`](crate::rounds). The blocking protocol functions are this call around
+    /// their `*_async` form. Declared rounds go to the cost counters.
+    ///
+    /// ```ignore
+    /// let (sq, y) = p.run(async |br| {
+    ///     br.join(async |a| mul_fixed_async(a, &x, &x).await,
+    ///             async |b| silu_async(b, &x, profile).await).await
+    /// })?;
+    /// ```
+    pub fn run<O>(
+        &mut self,
+        f: impl for<'b> AsyncFnOnce(&mut Branch<'b>) -> Result<O, Error>,
+    ) -> Result<O, Error> {
+        let prss = core::mem::replace(
+            &mut self.prss,
+            Prss::from_keys([0; SEED_BYTES], [0; SEED_BYTES], [0; SEED_BYTES]),
+        );
+        let link = Link::new(&mut self.transport, &mut self.costs);
+        let mut branch = Branch::root(&link, self.id, self.fixed, prss, self.lead_counter);
+        let out = link.block_on(f(&mut branch));
+        let waited = link.rounds_waited();
+        let (prss, lead, declared) = branch.into_parts();
+        drop(link);
+        self.prss = prss;
+        self.lead_counter = lead;
+        self.rounds_waited += waited;
+        self.costs.rounds(declared);
+        out
+    }
+
+    /// Rounds this party has actually waited for in [`run`](Self::run) (its measured
+    /// causal depth); the largest over the three parties equals the declared rounds.
+    pub fn rounds_waited(&self) -> u64 {
+        self.rounds_waited
     }
 
     /// Sends one counted message.

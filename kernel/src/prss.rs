@@ -9,12 +9,18 @@
 //! - a *zero share* `α_i = F(k_i) - F(k_{i+1})` is a 3-out-of-3 additive sharing of 0
 //!   (the sum telescopes), used to re-randomise products before they are sent.
 //!
+//! A third key `k_c`, known to all three parties, drives a *common* stream: values every
+//! party knows but that are fixed by no share and by no single party (truncation draws
+//! its rounding offset from it, see [`trunc`](crate::protocols::trunc)). It is public
+//! among the servers, so it never masks anything.
+//!
 //! Both parties of a pair must draw the same amounts in the same order; every protocol
 //! does, because all parties run the same protocol sequence.
 //!
 //! Keys are agreed once per session by [`Party::setup`](crate::party::Party::setup):
 //! each party sends a fresh 32-byte contribution to each neighbour and a pair's key is
-//! the XOR of both contributions, so it is fresh if either side's entropy is.
+//! the XOR of both contributions, so it is fresh if either side's entropy is; the common
+//! key is the XOR of one more contribution from each of the three parties.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -34,10 +40,11 @@ pub type PrssRng = ChaCha8Rng;
 /// Bytes of a PRSS key.
 pub const SEED_BYTES: usize = 32;
 
-/// A party's two PRSS streams.
+/// A party's PRSS streams: one per neighbour, and the common one.
 pub struct Prss {
     with_prev: PrssRng,
     with_next: PrssRng,
+    common: PrssRng,
 }
 
 impl fmt::Debug for Prss {
@@ -47,13 +54,42 @@ impl fmt::Debug for Prss {
 }
 
 impl Prss {
-    /// Streams from the key shared with the previous party and the key shared with the
-    /// next party.
-    pub fn from_keys(prev_key: [u8; SEED_BYTES], next_key: [u8; SEED_BYTES]) -> Self {
+    /// Streams from the key shared with the previous party, the key shared with the
+    /// next party and the key all three parties share.
+    pub fn from_keys(
+        prev_key: [u8; SEED_BYTES],
+        next_key: [u8; SEED_BYTES],
+        common_key: [u8; SEED_BYTES],
+    ) -> Self {
         Prss {
             with_prev: PrssRng::from_seed(prev_key),
             with_next: PrssRng::from_seed(next_key),
+            common: PrssRng::from_seed(common_key),
         }
+    }
+
+    /// Independent streams for a branch of work that runs beside others in the same
+    /// rounds (see [`rounds`](crate::rounds)): fresh keys drawn from each of this
+    /// party's streams. A pair's two members fork at the same point of the same
+    /// protocol, so their forks agree; what the branches draw afterwards no longer
+    /// depends on the order in which the scheduler runs them.
+    pub fn fork(&mut self) -> Prss {
+        let mut keys = [[0u8; SEED_BYTES]; 3];
+        for (key, rng) in
+            keys.iter_mut()
+                .zip([&mut self.with_prev, &mut self.with_next, &mut self.common])
+        {
+            rand_core::Rng::fill_bytes(rng, key);
+        }
+        Prss::from_keys(keys[0], keys[1], keys[2])
+    }
+
+    /// `n` values from the stream all three parties share: known to every server, fixed
+    /// by none of them alone.
+    pub fn draw_common<R: Ring>(&mut self, n: usize) -> Vec<R> {
+        let mut v = alloc::vec![R::ZERO; n];
+        R::fill_random(&mut self.common, &mut v);
+        v
     }
 
     /// Fills `out` from the stream shared with the previous party.

@@ -6,10 +6,11 @@
 use alloc::vec::Vec;
 
 use super::gemm::gemm_acc;
-use super::trunc::{additive_trunc, trunc};
+use super::trunc::{additive_trunc, additive_trunc_async, trunc};
 use crate::error::Error;
 use crate::party::Party;
 use crate::ring::Ring;
+use crate::rounds::Branch;
 use crate::shape::Shape;
 use crate::share::ArithShare;
 use crate::transport::{PartyId, Transport};
@@ -139,18 +140,23 @@ pub fn linear_combination_fixed<R: Ring, T: Transport>(
     trunc(p, &acc, f)
 }
 
-/// Hands this party's two components of `x` to the output client (the user), who
-/// reconstructs `x` from the three parties' pairs (and can check that they agree). No
-/// server learns anything; the call is counted in
-/// [`Cost::output_to_client`](crate::cost::Cost::output_to_client).
+/// Re-randomises `x` and hands this party's two components of the fresh sharing to the
+/// output client (the user), who reconstructs `x` from the three parties' pairs (and can
+/// check that they agree). Each party adds a fresh 3-out-of-3 sharing of zero to its
+/// component and [`reshare`]s, so the three pairs the user receives are a uniformly
+/// random replicated sharing of `x`: the user's view is simulated from `x` alone, and
+/// nothing of how `x` was computed leaves the servers. No server learns anything; the
+/// call is counted in [`Cost::output_to_client`](crate::cost::Cost::output_to_client).
 ///
-/// Cost: no server-to-server traffic; `2·B` bytes per element to the client.
+/// Cost: 1 round and `B` bytes per element from each server (the resharing); `2·B`
+/// bytes per element to the client.
 pub fn output_to_client<R: Ring, T: Transport>(
     p: &mut Party<T>,
     x: &ArithShare<R>,
-) -> (Vec<R>, Vec<R>) {
+) -> Result<(Vec<R>, Vec<R>), Error> {
+    let fresh = reshare(p, x.this().to_vec(), x.shape().clone())?;
     p.count_output(x.len());
-    (x.this().to_vec(), x.next().to_vec())
+    Ok((fresh.this().to_vec(), fresh.next().to_vec()))
 }
 
 fn sum3<R: Ring>(a: &[R], b: &[R], c: &[R]) -> Vec<R> {
@@ -167,6 +173,15 @@ fn sum3<R: Ring>(a: &[R], b: &[R], c: &[R]) -> Vec<R> {
 /// Cost: 1 round, `B` bytes per element from each party.
 pub fn reshare<R: Ring, T: Transport>(
     p: &mut Party<T>,
+    z: Vec<R>,
+    shape: Shape,
+) -> Result<ArithShare<R>, Error> {
+    p.run(async move |br| reshare_async(br, z, shape).await)
+}
+
+/// [`reshare`] in a [`Branch`], to merge with other work.
+pub async fn reshare_async<R: Ring>(
+    br: &mut Branch<'_>,
     mut z: Vec<R>,
     shape: Shape,
 ) -> Result<ArithShare<R>, Error> {
@@ -177,12 +192,12 @@ pub fn reshare<R: Ring, T: Transport>(
             got: z.len(),
         });
     }
-    let me = p.id();
-    p.prss().add_zero_share(&mut z);
-    p.send_ring(me.prev(), &z)?;
-    p.flush()?;
-    let next = p.recv_ring(me.next(), z.len())?;
-    p.count_rounds(1);
+    let start = br.round();
+    let me = br.id();
+    br.prss().add_zero_share(&mut z);
+    br.send_ring(me.prev(), &z)?;
+    let next = br.recv_ring(me.next(), z.len())?.await;
+    br.finish_rounds(start, 1).await?;
     ArithShare::from_components(z, next, shape)
 }
 
@@ -222,8 +237,17 @@ pub fn mul<R: Ring, T: Transport>(
     x: &ArithShare<R>,
     y: &ArithShare<R>,
 ) -> Result<ArithShare<R>, Error> {
+    p.run(async |br| mul_async(br, x, y).await)
+}
+
+/// [`mul`] in a [`Branch`].
+pub async fn mul_async<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    y: &ArithShare<R>,
+) -> Result<ArithShare<R>, Error> {
     check_len(x, y, "mul")?;
-    reshare(p, local_products(x, y), x.shape().clone())
+    reshare_async(br, local_products(x, y), x.shape().clone()).await
 }
 
 /// Elementwise fixed-point product: `[x * y / 2^f]`, multiplication and truncation
@@ -239,9 +263,18 @@ pub fn mul_fixed<R: Ring, T: Transport>(
     x: &ArithShare<R>,
     y: &ArithShare<R>,
 ) -> Result<ArithShare<R>, Error> {
+    p.run(async |br| mul_fixed_async(br, x, y).await)
+}
+
+/// [`mul_fixed`] in a [`Branch`].
+pub async fn mul_fixed_async<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    y: &ArithShare<R>,
+) -> Result<ArithShare<R>, Error> {
     check_len(x, y, "mul_fixed")?;
-    let f = p.fixed().frac_bits();
-    additive_trunc(p, local_products(x, y), x.shape().clone(), f)
+    let f = br.fixed().frac_bits();
+    additive_trunc_async(br, local_products(x, y), x.shape().clone(), f).await
 }
 
 fn dot_shape<R: Ring>(x: &ArithShare<R>, y: &ArithShare<R>) -> Result<(Shape, usize), Error> {

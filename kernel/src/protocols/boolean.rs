@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use crate::error::Error;
 use crate::party::Party;
 use crate::ring::Ring;
+use crate::rounds::Branch;
 use crate::transport::Transport;
 
 /// One party's view of `n` secret-shared `bits`-bit values in bit-sliced form.
@@ -188,6 +189,16 @@ pub fn and<T: Transport>(
     x: (&[u64], &[u64]),
     y: (&[u64], &[u64]),
 ) -> Result<(Vec<u64>, Vec<u64>), Error> {
+    p.run(async |br| and_async(br, x, y).await)
+}
+
+/// [`and`] in a [`Branch`].
+pub async fn and_async(
+    br: &mut Branch<'_>,
+    x: (&[u64], &[u64]),
+    y: (&[u64], &[u64]),
+) -> Result<(Vec<u64>, Vec<u64>), Error> {
+    let start = br.round();
     let n = x.0.len();
     if x.1.len() != n || y.0.len() != n || y.1.len() != n {
         return Err(Error::LengthMismatch {
@@ -199,16 +210,15 @@ pub fn and<T: Transport>(
     let mut z: Vec<u64> = (0..n)
         .map(|j| (x.0[j] & (y.0[j] ^ y.1[j])) ^ (x.1[j] & y.0[j]))
         .collect();
-    let a: Vec<u64> = p.prss().draw_with_prev(n);
-    let b: Vec<u64> = p.prss().draw_with_next(n);
+    let a: Vec<u64> = br.prss().draw_with_prev(n);
+    let b: Vec<u64> = br.prss().draw_with_next(n);
     for ((zj, aj), bj) in z.iter_mut().zip(&a).zip(&b) {
         *zj ^= aj ^ bj;
     }
-    let me = p.id();
-    p.send_ring(me.prev(), &z)?;
-    p.flush()?;
-    let next = p.recv_ring(me.next(), n)?;
-    p.count_rounds(1);
+    let me = br.id();
+    br.send_ring(me.prev(), &z)?;
+    let next = br.recv_ring(me.next(), n)?.await;
+    br.finish_rounds(start, 1).await?;
     Ok((z, next))
 }
 

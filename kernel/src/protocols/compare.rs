@@ -20,10 +20,11 @@
 
 use alloc::vec::Vec;
 
-use super::boolean::{BoolShare, and, slice_bits, words_for};
+use super::boolean::{BoolShare, and_async, slice_bits, words_for};
 use crate::error::Error;
 use crate::party::Party;
 use crate::ring::Ring;
+use crate::rounds::Branch;
 use crate::share::ArithShare;
 use crate::transport::Transport;
 
@@ -45,11 +46,12 @@ fn rows(v: &Words, w: usize, i: usize) -> (&[u64], &[u64]) {
 /// local sum of its two components, input once (1 round, `bits` bits per element from
 /// the lead); `B` is the third component, already a boolean sharing at no cost. Both are
 /// returned as `(this, next)` plane-major words.
-fn split_operands<R: Ring, T: Transport>(
-    p: &mut Party<T>,
+async fn split_operands<R: Ring>(
+    p: &mut Branch<'_>,
     x: &ArithShare<R>,
     bits: u32,
 ) -> Result<(Words, Words), Error> {
+    let start = p.round();
     let kw = bits as usize * words_for(x.len());
     let lead = p.next_lead();
     let me = p.id();
@@ -61,10 +63,9 @@ fn split_operands<R: Ring, T: Transport>(
             *a ^= b;
         }
         p.send_ring(lead.next(), &s1)?;
-        p.flush()?;
         ((r, s1), (alloc::vec![0; kw], alloc::vec![0; kw]))
     } else if me == lead.next() {
-        let s1: Vec<u64> = p.recv_ring(lead, kw)?;
+        let s1: Vec<u64> = p.recv_ring(lead, kw)?.await;
         let b = slice_bits(x.next(), bits);
         ((s1, alloc::vec![0; kw]), (alloc::vec![0; kw], b))
     } else {
@@ -72,7 +73,7 @@ fn split_operands<R: Ring, T: Transport>(
         let b = slice_bits(x.this(), bits);
         ((alloc::vec![0; kw], r), (b, alloc::vec![0; kw]))
     };
-    p.count_rounds(1);
+    p.finish_rounds(start, 1).await?;
     Ok(split)
 }
 
@@ -84,15 +85,9 @@ pub fn msb<R: Ring, T: Transport>(p: &mut Party<T>, x: &ArithShare<R>) -> Result
     msb_bits(p, x, R::BITS)
 }
 
-/// `[x < 0]` for values known to lie in `[-2^(bits-1), 2^(bits-1))`: the sign of `x` read
-/// in `Z_{2^bits}` (every share reduces mod `2^bits` locally, so only the low `bits`
-/// planes enter the carry circuit). Outside that range the result is meaningless.
-///
-/// Cost: `2 + ceil(log2(bits-1))` rounds; the lead inputs `bits` bits and each party sends
-/// `(bits-1) + 2·(gates of the tree)` AND bits per element: 39 bytes in total for
-/// `bits = 33` (fixed point f = 18, `|x| < 2^14`), against 78 for the full ring.
-pub fn msb_bits<R: Ring, T: Transport>(
-    p: &mut Party<T>,
+/// [`msb_bits`] in a [`Branch`].
+pub async fn msb_bits_async<R: Ring>(
+    p: &mut Branch<'_>,
     x: &ArithShare<R>,
     bits: u32,
 ) -> Result<BoolShare, Error> {
@@ -104,15 +99,16 @@ pub fn msb_bits<R: Ring, T: Transport>(
     let n = x.len();
     let k = bits;
     let w = words_for(n);
-    let (s_sh, b_sh) = split_operands(p, x, k)?;
+    let (s_sh, b_sh) = split_operands(p, x, k).await?;
 
     // Positions 0..k-1 feed the carry into bit k-1.
     let low = (k as usize - 1) * w;
-    let g = and(
+    let g = and_async(
         p,
         (&s_sh.0[..low], &s_sh.1[..low]),
         (&b_sh.0[..low], &b_sh.1[..low]),
-    )?;
+    )
+    .await?;
     let pr: Words = (
         s_sh.0[..low]
             .iter()
@@ -131,7 +127,7 @@ pub fn msb_bits<R: Ring, T: Transport>(
         count: k as usize - 1,
     };
     while level.count > 1 {
-        level = combine(p, level, w)?;
+        level = combine(p, level, w).await?;
     }
     // msb = S_{k-1} ⊕ B_{k-1} ⊕ carry.
     let top = (k as usize - 1) * w..k as usize * w;
@@ -144,9 +140,24 @@ pub fn msb_bits<R: Ring, T: Transport>(
     BoolShare::from_components(1, n, this, next)
 }
 
+/// `[x < 0]` for values known to lie in `[-2^(bits-1), 2^(bits-1))`: the sign of `x` read
+/// in `Z_{2^bits}` (every share reduces mod `2^bits` locally, so only the low `bits`
+/// planes enter the carry circuit). Outside that range the result is meaningless.
+///
+/// Cost: `2 + ceil(log2(bits-1))` rounds; the lead inputs `bits` bits and each party sends
+/// `(bits-1) + 2·(gates of the tree)` AND bits per element: 39 bytes in total for
+/// `bits = 33` (fixed point f = 18, `|x| < 2^14`), against 78 for the full ring.
+pub fn msb_bits<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    x: &ArithShare<R>,
+    bits: u32,
+) -> Result<BoolShare, Error> {
+    p.run(async |br| msb_bits_async(br, x, bits).await)
+}
+
 /// One tree level: pairs (lo = 2i, hi = 2i+1) combine; an odd last group passes through.
 /// All ANDs of the level go out in one call.
-fn combine<T: Transport>(p: &mut Party<T>, lv: Groups, w: usize) -> Result<Groups, Error> {
+async fn combine(p: &mut Branch<'_>, lv: Groups, w: usize) -> Result<Groups, Error> {
     let pairs = lv.count / 2;
     // Left operands: P_hi twice (for G and P); right operands: G_lo, P_lo.
     let mut left = (
@@ -174,7 +185,7 @@ fn combine<T: Transport>(p: &mut Party<T>, lv: Groups, w: usize) -> Result<Group
             dst.1.extend_from_slice(src.1);
         }
     }
-    let prod = and(p, (&left.0, &left.1), (&right.0, &right.1))?;
+    let prod = and_async(p, (&left.0, &left.1), (&right.0, &right.1)).await?;
     let count = lv.count.div_ceil(2);
     let mut g = (Vec::with_capacity(count * w), Vec::with_capacity(count * w));
     let mut pp = (Vec::with_capacity(count * w), Vec::with_capacity(count * w));
@@ -289,15 +300,20 @@ fn minus_public<R: Ring, T: Transport>(
 /// `64 + 2·(62 + 61 + 59 + 55 + 47) + 31 = 663` (the last level skips the propagates),
 /// 83 bytes per party plus the lead's 8-byte input: 257 bytes in total.
 pub fn a2b<R: Ring, T: Transport>(p: &mut Party<T>, x: &ArithShare<R>) -> Result<BoolShare, Error> {
+    p.run(async |br| a2b_async(br, x).await)
+}
+
+/// [`a2b`] in a [`Branch`].
+pub async fn a2b_async<R: Ring>(p: &mut Branch<'_>, x: &ArithShare<R>) -> Result<BoolShare, Error> {
     let n = x.len();
     let k = R::BITS as usize;
     let w = words_for(n);
     let kw = k * w;
-    let (s_sh, b_sh) = split_operands(p, x, R::BITS)?;
+    let (s_sh, b_sh) = split_operands(p, x, R::BITS).await?;
     let xor = |a: &[u64], b: &[u64]| -> Vec<u64> { a.iter().zip(b).map(|(u, v)| u ^ v).collect() };
     // Half-adder bits: p = S ⊕ B (also the sum without carries), g = S ∧ B.
     let half: Words = (xor(&s_sh.0, &b_sh.0), xor(&s_sh.1, &b_sh.1));
-    let mut g: Words = and(p, (&s_sh.0, &s_sh.1), (&b_sh.0, &b_sh.1))?;
+    let mut g: Words = and_async(p, (&s_sh.0, &s_sh.1), (&b_sh.0, &b_sh.1)).await?;
     let mut pp: Words = half.clone();
     let mut d = 1;
     while d < k - 1 {
@@ -318,7 +334,7 @@ pub fn a2b<R: Ring, T: Transport>(p: &mut Party<T>, x: &ArithShare<R>) -> Result
             right.0.extend_from_slice(&pp.0[..span]);
             right.1.extend_from_slice(&pp.1[..span]);
         }
-        let prod = and(p, (&left.0, &left.1), (&right.0, &right.1))?;
+        let prod = and_async(p, (&left.0, &left.1), (&right.0, &right.1)).await?;
         for j in 0..span {
             g.0[lo + j] ^= prod.0[j];
             g.1[lo + j] ^= prod.1[j];

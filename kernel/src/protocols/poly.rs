@@ -28,14 +28,15 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::arith::mul_fixed;
-use super::compare::msb_bits;
-use super::select::b2a;
-use super::trunc::{additive_trunc, trunc};
+use super::arith::mul_fixed_async;
+use super::compare::msb_bits_async;
+use super::select::b2a_async;
+use super::trunc::{additive_trunc_async, trunc_async};
 use crate::approx::{Approximation, Function, Piecewise, Profile, entry};
 use crate::error::Error;
 use crate::party::Party;
 use crate::ring::Ring;
+use crate::rounds::Branch;
 use crate::shape::Shape;
 use crate::share::ArithShare;
 use crate::transport::Transport;
@@ -74,9 +75,18 @@ pub fn mul_public_scalar_precise<R: Ring, T: Transport>(
     x: &ArithShare<R>,
     c: f64,
 ) -> Result<ArithShare<R>, Error> {
-    let g = coefficient_bits::<R>(p.fixed().frac_bits());
+    p.run(async |br| mul_public_scalar_precise_async(br, x, c).await)
+}
+
+/// [`mul_public_scalar_precise`] in a [`Branch`].
+pub async fn mul_public_scalar_precise_async<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    c: f64,
+) -> Result<ArithShare<R>, Error> {
+    let g = coefficient_bits::<R>(br.fixed().frac_bits());
     let enc: R = encode_scaled(c, g)?;
-    trunc(p, &x.mul_public_scalar(enc), g)
+    trunc_async(br, &x.mul_public_scalar(enc), g).await
 }
 
 /// `v^i` for every `i` with `needed[i]` (and the intermediate powers they need), in
@@ -87,6 +97,15 @@ pub fn mul_public_scalar_precise<R: Ring, T: Transport>(
 /// Cost: 3 rounds per level, 33 bytes per computed power and element (`Z_{2^64}`).
 pub fn powers<R: Ring, T: Transport>(
     p: &mut Party<T>,
+    v: &ArithShare<R>,
+    needed: &[bool],
+) -> Result<Vec<Option<ArithShare<R>>>, Error> {
+    p.run(async |br| powers_async(br, v, needed).await)
+}
+
+/// [`powers`] in a [`Branch`].
+pub async fn powers_async<R: Ring>(
+    p: &mut Branch<'_>,
     v: &ArithShare<R>,
     needed: &[bool],
 ) -> Result<Vec<Option<ArithShare<R>>>, Error> {
@@ -110,7 +129,7 @@ pub fn powers<R: Ring, T: Transport>(
             }
             let l = ArithShare::concat(&left.iter().collect::<Vec<_>>());
             let r = ArithShare::concat(&right.iter().collect::<Vec<_>>());
-            let prod = mul_fixed(p, &l, &r)?;
+            let prod = mul_fixed_async(p, &l, &r).await?;
             for (k, &i) in level.iter().enumerate() {
                 let s = prod.slice(k * v.len(), v.len())?;
                 out[i] = Some(s.reshape(v.shape().clone())?);
@@ -161,19 +180,38 @@ pub fn below_thresholds<R: Ring, T: Transport>(
     thresholds: &[R],
     width: u32,
 ) -> Result<ArithShare<R>, Error> {
+    p.run(async |br| below_thresholds_async(br, x, thresholds, width).await)
+}
+
+/// [`below_thresholds`] in a [`Branch`].
+pub async fn below_thresholds_async<R: Ring>(
+    p: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    thresholds: &[R],
+    width: u32,
+) -> Result<ArithShare<R>, Error> {
     let me = p.id();
     let diffs: Vec<ArithShare<R>> = thresholds
         .iter()
         .map(|t| x.add_public_scalar(me, t.wrapping_neg()))
         .collect();
     let all = ArithShare::concat(&diffs.iter().collect::<Vec<_>>());
-    let bits = msb_bits(p, &all, width)?;
-    b2a::<R, T>(p, &bits, Shape::vector(all.len()))
+    let bits = msb_bits_async(p, &all, width).await?;
+    b2a_async::<R>(p, &bits, Shape::vector(all.len())).await
 }
 
 /// Secure evaluation of a piecewise polynomial; see the [module docs](self).
 pub fn piecewise<R: Ring, T: Transport>(
     p: &mut Party<T>,
+    x: &ArithShare<R>,
+    pw: &Piecewise,
+) -> Result<ArithShare<R>, Error> {
+    p.run(async |br| piecewise_async(br, x, pw).await)
+}
+
+/// [`piecewise`] in a [`Branch`].
+pub async fn piecewise_async<R: Ring>(
+    p: &mut Branch<'_>,
     x: &ArithShare<R>,
     pw: &Piecewise,
 ) -> Result<ArithShare<R>, Error> {
@@ -188,35 +226,50 @@ pub fn piecewise<R: Ring, T: Transport>(
         ));
     }
 
-    // 1. Selection bits c_j = [x < t_j], one comparison call, one injection call.
-    let bits = if nb > 0 {
-        let ts: Vec<R> = pw
-            .breaks
-            .iter()
-            .map(|&t| encode_scaled(t, f))
-            .collect::<Result<_, _>>()?;
-        Some(below_thresholds(p, x, &ts, approx_compare_bits::<R>(f))?)
-    } else {
-        None
+    // 1. Selection bits c_j = [x < t_j], one comparison call, one injection call — in
+    //    the same rounds as 2. and 3., which do not depend on them.
+    let ts: Vec<R> = pw
+        .breaks
+        .iter()
+        .map(|&t| encode_scaled(t, f))
+        .collect::<Result<_, _>>()?;
+    let selection = async |br: &mut Branch<'_>| {
+        if ts.is_empty() {
+            Ok(None)
+        } else {
+            below_thresholds_async(br, x, &ts, approx_compare_bits::<R>(f))
+                .await
+                .map(Some)
+        }
     };
 
     // 2. The evaluation variable v = (scale·x + shift) / 2^s.
-    let div = crate::fixed::pow2(pw.eval_shift as i32);
-    let (m, shift) = (pw.scale / div, pw.shift / div);
-    let mut v = if m == 1.0 {
-        x.clone()
-    } else if let Some(j) = (1..=30).find(|&j| m == 1.0 / crate::fixed::pow2(j)) {
-        trunc(p, x, j as u32)?
-    } else {
-        mul_public_scalar_precise(p, x, m)?
+    let variable = async |br: &mut Branch<'_>| -> Result<ArithShare<R>, Error> {
+        let div = crate::fixed::pow2(pw.eval_shift as i32);
+        let (m, shift) = (pw.scale / div, pw.shift / div);
+        let mut v = if m == 1.0 {
+            x.clone()
+        } else if let Some(j) = (1..=30).find(|&j| m == 1.0 / crate::fixed::pow2(j)) {
+            trunc_async(br, x, j as u32).await?
+        } else {
+            mul_public_scalar_precise_async(br, x, m).await?
+        };
+        if shift != 0.0 {
+            v = v.add_public_scalar(me, encode_scaled(shift, f)?);
+        }
+        Ok(v)
     };
-    if shift != 0.0 {
-        v = v.add_public_scalar(me, encode_scaled(shift, f)?);
-    }
 
     if paterson_stockmeyer_applies(pw) {
-        let bits = bits.ok_or(Error::Inconsistent("one break means one selection bit"))?;
-        return masked_paterson_stockmeyer(p, &v, pw.pieces[1], pw.eval_shift, &bits);
+        let (bits, y) = p
+            .join(selection, async |br| {
+                let v = variable(br).await?;
+                paterson_stockmeyer(br, &v, pw.pieces[1], pw.eval_shift).await
+            })
+            .await?;
+        let c = bits.ok_or(Error::Inconsistent("one break means one selection bit"))?;
+        // (1 - c)·P(v): exactly zero wherever c = 1, whatever P(v).
+        return y.sub(&super::arith::mul_async(p, &c, &y).await?);
     }
 
     // 3. Powers of v used by any piece.
@@ -227,7 +280,12 @@ pub fn piecewise<R: Ring, T: Transport>(
             needed[i] |= c != 0.0;
         }
     }
-    let pows = powers(p, &v, &needed)?;
+    let (bits, pows) = p
+        .join(selection, async |br| {
+            let v = variable(br).await?;
+            powers_async(br, &v, &needed).await
+        })
+        .await?;
 
     // Coefficients in v at g bits (constant term at f + g bits).
     let enc_piece = |piece: &[f64]| -> Result<Vec<R>, Error> {
@@ -288,7 +346,7 @@ pub fn piecewise<R: Ring, T: Transport>(
         }
         z.push(acc);
     }
-    additive_trunc(p, z, x.shape().clone(), g)
+    additive_trunc_async(p, z, x.shape().clone(), g).await
 }
 
 /// Whether [`piecewise`] evaluates `pw` by Paterson–Stockmeyer: one break, zero below it,
@@ -301,27 +359,26 @@ pub fn paterson_stockmeyer_applies(pw: &Piecewise) -> bool {
         && (6..=8).contains(&pw.pieces[1].len())
 }
 
-/// `(1 - c)·P(v)` for `P` of degree ≤ 7 as `A(v) + v⁴·B(v)` with `A`, `B` cubics:
-/// powers `v², v³, v⁴` (3 products instead of 6), `B` truncated once, `v⁴·B` formed
-/// locally beside `A` and truncated with it, then the selection bit `c` applied by one
-/// exact ring product. Wherever `c = 1` the result is exactly zero, whatever `P(v)`
-/// (far below the break `P` may even overflow).
+/// `P(v)` for `P` of degree ≤ 7 as `A(v) + v⁴·B(v)` with `A`, `B` cubics: powers
+/// `v², v³, v⁴` (3 products instead of 6), `B` truncated once, `v⁴·B` formed locally
+/// beside `A` and truncated with it. The caller then applies the selection bit `c` by
+/// one exact ring product, `(1 - c)·P(v)`: wherever `c = 1` the result is exactly zero,
+/// whatever `P(v)` (far below the break `P` may even overflow).
 ///
 /// Cost: 3 products (2 levels), a truncation by `f`, a product truncation by the
 /// coefficient bits, one ring product: 99 + 17 + 36 + 24 = 176 bytes per element after the
 /// selection bits and the variable change (the generic path: 234).
-fn masked_paterson_stockmeyer<R: Ring, T: Transport>(
-    p: &mut Party<T>,
+async fn paterson_stockmeyer<R: Ring>(
+    p: &mut Branch<'_>,
     v: &ArithShare<R>,
     poly: &[f64],
     eval_shift: u32,
-    c: &ArithShare<R>,
 ) -> Result<ArithShare<R>, Error> {
     let f = p.fixed().frac_bits();
     let g = coefficient_bits::<R>(f);
     let me = p.id();
     let shape = v.shape().clone();
-    let pows = powers(p, v, &[false, true, true, true, true])?;
+    let pows = powers_async(p, v, &[false, true, true, true, true]).await?;
     let coef = |i: usize| -> Result<R, Error> {
         let c = poly.get(i).copied().unwrap_or(0.0);
         encode_scaled(c * crate::fixed::pow2((eval_shift as usize * i) as i32), g)
@@ -338,7 +395,7 @@ fn masked_paterson_stockmeyer<R: Ring, T: Transport>(
         }
         Ok(acc)
     };
-    let b = trunc(p, &cubic(4)?, f)?; // scale g
+    let b = trunc_async(p, &cubic(4)?, f).await?; // scale g
     let a = cubic(0)?; // scale f + g
     let v4 = pows[4]
         .as_ref()
@@ -348,8 +405,7 @@ fn masked_paterson_stockmeyer<R: Ring, T: Transport>(
         .zip(a.this())
         .map(|(x, y)| x.wrapping_add(*y))
         .collect();
-    let y = additive_trunc(p, z, shape, g)?;
-    y.sub(&super::arith::mul(p, c, &y)?)
+    additive_trunc_async(p, z, shape, g).await
 }
 
 /// `(1 + x/2^s)^(2^s)` for `x >= cutoff`, zero below (the precise exp of "Secure Inference
@@ -364,15 +420,34 @@ pub fn compound_exp<R: Ring, T: Transport>(
     cutoff: f64,
     squarings: u32,
 ) -> Result<ArithShare<R>, Error> {
+    p.run(async |br| compound_exp_async(br, x, cutoff, squarings).await)
+}
+
+/// [`compound_exp`] in a [`Branch`]: the comparison and the first truncation share
+/// their rounds.
+pub async fn compound_exp_async<R: Ring>(
+    p: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    cutoff: f64,
+    squarings: u32,
+) -> Result<ArithShare<R>, Error> {
     let f = p.fixed().frac_bits();
     let me = p.id();
     let enc: R = encode_scaled(cutoff, f)?;
-    let c =
-        below_thresholds(p, x, &[enc], approx_compare_bits::<R>(f))?.reshape(x.shape().clone())?;
-    let y = trunc(p, x, squarings)?.add_public_scalar(me, R::ONE.shl(f));
-    let mut z = y.sub(&super::arith::mul(p, &c, &y)?)?;
+    let (c, y) = p
+        .join(
+            async |br| {
+                below_thresholds_async(br, x, &[enc], approx_compare_bits::<R>(f))
+                    .await?
+                    .reshape(x.shape().clone())
+            },
+            async |br| trunc_async(br, x, squarings).await,
+        )
+        .await?;
+    let y = y.add_public_scalar(me, R::ONE.shl(f));
+    let mut z = y.sub(&super::arith::mul_async(p, &c, &y).await?)?;
     for _ in 0..squarings {
-        z = mul_fixed(p, &z, &z)?;
+        z = mul_fixed_async(p, &z, &z).await?;
     }
     Ok(z)
 }
@@ -389,9 +464,21 @@ pub fn approximate<R: Ring, T: Transport>(
     profile: Profile,
     function: Function,
 ) -> Result<ArithShare<R>, Error> {
+    p.run(async |br| approximate_async(br, x, profile, function).await)
+}
+
+/// [`approximate`] in a [`Branch`].
+pub async fn approximate_async<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    profile: Profile,
+    function: Function,
+) -> Result<ArithShare<R>, Error> {
     match &entry(profile, function)?.approx {
-        Approximation::Piecewise(pw) => piecewise(p, x, pw),
-        Approximation::CompoundExp { cutoff, squarings } => compound_exp(p, x, *cutoff, *squarings),
+        Approximation::Piecewise(pw) => piecewise_async(br, x, pw).await,
+        Approximation::CompoundExp { cutoff, squarings } => {
+            compound_exp_async(br, x, *cutoff, *squarings).await
+        }
     }
 }
 

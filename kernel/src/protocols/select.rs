@@ -23,6 +23,7 @@ use super::compare::msb;
 use crate::error::Error;
 use crate::party::Party;
 use crate::ring::Ring;
+use crate::rounds::Branch;
 use crate::shape::Shape;
 use crate::share::ArithShare;
 use crate::transport::Transport;
@@ -41,6 +42,15 @@ pub fn b2a<R: Ring, T: Transport>(
     b: &BoolShare,
     shape: Shape,
 ) -> Result<ArithShare<R>, Error> {
+    p.run(async move |br| b2a_async(br, b, shape).await)
+}
+
+/// [`b2a`] in a [`Branch`].
+pub async fn b2a_async<R: Ring>(
+    p: &mut Branch<'_>,
+    b: &BoolShare,
+    shape: Shape,
+) -> Result<ArithShare<R>, Error> {
     let n = b.len();
     if b.bits() != 1 {
         return Err(Error::InvalidParameter(
@@ -54,6 +64,7 @@ pub fn b2a<R: Ring, T: Transport>(
             got: shape.numel(),
         });
     }
+    let start = p.round();
     let lead = p.next_lead();
     let me = p.id();
     let (this, next) = if me == lead {
@@ -64,7 +75,6 @@ pub fn b2a<R: Ring, T: Transport>(
             .map(|j| R::from_u64(bit(b.this(), j) ^ bit(b.next(), j)).wrapping_sub(r[j]))
             .collect();
         p.send_ring(lead.prev(), &e)?;
-        p.flush()?;
         (rho, sigma)
     } else if me == lead.next() {
         let r: Vec<R> = p.prss().draw_with_prev(n);
@@ -80,13 +90,16 @@ pub fn b2a<R: Ring, T: Transport>(
             })
             .collect();
         p.send_ring(lead.prev(), &mine)?;
-        p.flush()?;
-        let theirs: Vec<R> = p.recv_ring(lead.prev(), n)?;
+        // `L+2` answers in the second round, once it has the lead's `e`.
+        p.next_round().await;
+        let theirs: Vec<R> = p.recv_ring(lead.prev(), n)?.await;
         let last = mine.iter().zip(&theirs).map(|(a, c)| a.wrapping_add(*c));
         (sigma, last.collect())
     } else {
         let rho: Vec<R> = p.prss().draw_with_next(n);
-        let e: Vec<R> = p.recv_ring(lead, n)?;
+        let e = p.recv_ring::<R>(lead, n)?;
+        let theirs = p.recv_ring::<R>(lead.next(), n)?;
+        let e = e.await;
         let mine: Vec<R> = (0..n)
             .map(|j| {
                 let d = bit(b.this(), j);
@@ -99,12 +112,11 @@ pub fn b2a<R: Ring, T: Transport>(
             })
             .collect();
         p.send_ring(lead.next(), &mine)?;
-        p.flush()?;
-        let theirs: Vec<R> = p.recv_ring(lead.next(), n)?;
+        let theirs = theirs.await;
         let last = mine.iter().zip(&theirs).map(|(a, c)| a.wrapping_add(*c));
         (last.collect(), rho)
     };
-    p.count_rounds(2);
+    p.finish_rounds(start, 2).await?;
     ArithShare::from_components(this, next, shape)
 }
 

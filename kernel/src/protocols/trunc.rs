@@ -5,7 +5,8 @@
 //!
 //! For `x` in `[-2^(k-2), 2^(k-2))` (two's complement) and `1 <= m <= k-2`, the result
 //! is `floor(x / 2^m) + e` with `e ∈ {0, 1}` and `P(e = 1) = ((x mod 2^m) + 1) / 2^m`:
-//! stochastic rounding, unbiased up to `2^-m` LSB, never off by more than one LSB. The
+//! stochastic rounding driven by a common random offset (so unbiased up to `2^-m` LSB
+//! whatever the input's sharing), never off by more than one LSB. The
 //! 1-round ABY3 "share truncation" instead fails with error `~2^(k-m)` with probability
 //! `~|x|/2^k` per element; across the `~10^8` truncations of one sample that is not rare.
 //!
@@ -18,7 +19,13 @@
 //!
 //! `floor(x'/2^m) = (A >> m) + (B >> m) − w·2^(k−m) + δ`, `δ ∈ {0, 1}` (the low carry),
 //!
-//! and because `x' < 2^(k-1)`, `w = msb(A) ∨ msb(B)`. Only `w mod 2^m` matters (it is
+//! and because `x' < 2^(k-1)`, `w = msb(A) ∨ msb(B)` (if both top bits are set the sum
+//! wraps; if exactly one is, a sum below `2^k` would have its top bit set, so it wraps
+//! too). That holds for *any* split, so before anything else the parties move a common
+//! uniform `ζ` (PRSS, known to all three) across it: `A ← A + ζ`, `B ← B − ζ`. The
+//! rounding carry `δ` below is then a function of `x` and `ζ` alone, so rounding is
+//! unbiased however `x` is shared (owner-led inputs, public values, products with a
+//! public power of two). Only `w mod 2^m` matters (it is
 //! multiplied by `2^(k-m)`), so the whole nonlinear part is one OR of two bits held by
 //! different parties, computed with a three-party oblivious transfer on `m`-bit values:
 //!
@@ -45,6 +52,7 @@ use alloc::vec::Vec;
 use crate::error::Error;
 use crate::party::Party;
 use crate::ring::{self, Ring};
+use crate::rounds::Branch;
 use crate::shape::Shape;
 use crate::share::ArithShare;
 use crate::transport::{PartyId, Transport};
@@ -75,12 +83,22 @@ pub fn trunc<R: Ring, T: Transport>(
     x: &ArithShare<R>,
     bits: u32,
 ) -> Result<ArithShare<R>, Error> {
+    p.run(async |br| trunc_async(br, x, bits).await)
+}
+
+/// [`trunc`] in a [`Branch`].
+pub async fn trunc_async<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    bits: u32,
+) -> Result<ArithShare<R>, Error> {
     check_bits::<R>(bits)?;
     if bits == 0 {
         return Ok(x.clone());
     }
-    let lead = p.next_lead();
-    let me = p.id();
+    let start = br.round();
+    let lead = br.next_lead();
+    let me = br.id();
     let split = if me == lead {
         Split::Lead(x.local_sum())
     } else if me == lead.next() {
@@ -88,8 +106,9 @@ pub fn trunc<R: Ring, T: Transport>(
     } else {
         Split::Pair(x.this().to_vec())
     };
-    let out = trunc_core(p, lead, split, x.shape().clone(), bits)?;
-    p.count_rounds(2);
+    let no_swap: Option<core::future::Ready<Vec<R>>> = None;
+    let out = trunc_core(br, lead, split, false, no_swap, x.shape().clone(), bits).await?;
+    br.finish_rounds(start, 2).await?;
     Ok(out)
 }
 
@@ -108,6 +127,16 @@ pub fn trunc_fixed<R: Ring, T: Transport>(
 /// Cost: 3 rounds, `B + w` bytes per element from every party.
 pub fn additive_trunc<R: Ring, T: Transport>(
     p: &mut Party<T>,
+    z: Vec<R>,
+    shape: Shape,
+    bits: u32,
+) -> Result<ArithShare<R>, Error> {
+    p.run(async move |br| additive_trunc_async(br, z, shape, bits).await)
+}
+
+/// [`additive_trunc`] in a [`Branch`].
+pub async fn additive_trunc_async<R: Ring>(
+    br: &mut Branch<'_>,
     mut z: Vec<R>,
     shape: Shape,
     bits: u32,
@@ -121,13 +150,14 @@ pub fn additive_trunc<R: Ring, T: Transport>(
         });
     }
     if bits == 0 {
-        return super::arith::reshare(p, z, shape);
+        return super::arith::reshare_async(br, z, shape).await;
     }
-    p.prss().add_zero_share(&mut z);
-    let lead = p.next_lead();
-    let me = p.id();
-    let split = if me == lead {
-        Split::Lead(z)
+    let start = br.round();
+    br.prss().add_zero_share(&mut z);
+    let lead = br.next_lead();
+    let me = br.id();
+    let (split, swapped) = if me == lead {
+        (Split::Lead(z), None)
     } else {
         // P1 and P2 swap their summands so both know B = z_1 + z_2. The lead's first
         // message goes out in this same round (inside `trunc_core`).
@@ -136,30 +166,31 @@ pub fn additive_trunc<R: Ring, T: Transport>(
         } else {
             lead.next()
         };
-        p.send_ring(other, &z)?;
-        p.flush()?;
-        let theirs: Vec<R> = p.recv_ring(other, z.len())?;
-        for (a, b) in z.iter_mut().zip(&theirs) {
-            *a = a.wrapping_add(*b);
-        }
-        Split::Pair(z)
+        br.send_ring(other, &z)?;
+        let theirs = br.recv_ring::<R>(other, z.len())?;
+        (Split::Pair(z), Some(theirs))
     };
-    let out = trunc_core(p, lead, split, shape, bits)?;
-    p.count_rounds(3);
+    let out = trunc_core(br, lead, split, true, swapped, shape, bits).await?;
+    br.finish_rounds(start, 3).await?;
     Ok(out)
 }
 
-/// The two-message core shared by [`trunc`] and [`additive_trunc`].
-fn trunc_core<R: Ring, T: Transport>(
-    p: &mut Party<T>,
+/// The two-message core shared by [`trunc`] and [`additive_trunc`]. In the `additive`
+/// form the pair's `B` is completed by the summand the other pair member sends in the
+/// first round (`swapped`, the pair's receive of it), so every later message moves one
+/// round on.
+async fn trunc_core<R: Ring>(
+    br: &mut Branch<'_>,
     lead: PartyId,
     split: Split<R>,
+    additive: bool,
+    swapped: Option<impl core::future::Future<Output = Vec<R>>>,
     shape: Shape,
     m: u32,
 ) -> Result<ArithShare<R>, Error> {
     let k = R::BITS;
     let n = shape.numel();
-    let me = p.id();
+    let me = br.id();
     let mid = lead.next();
     let last = lead.plus(2);
     let w = ring::packed_bytes(m);
@@ -168,13 +199,23 @@ fn trunc_core<R: Ring, T: Transport>(
     // Removes the offset 2^(k-2) after the shift and adds the +1 that turns the
     // floor-minus-carry into stochastic rounding.
     let fixup = R::ONE.shl(k - 2 - m).wrapping_sub(R::ONE);
+    // Callers have not waited yet, so this is the protocol's first round.
+    let start_round = br.round();
 
+    // Re-randomise the split with a value all three draw: `A' = A + ζ`, `B' = B − ζ`.
+    // The rounding carry then depends on `x` and `ζ` only, never on how `x` happens to
+    // be shared (an owner-led input, a public value or a product with a public power of
+    // two would otherwise always round the same way).
+    let zeta: Vec<R> = br.prss().draw_common(n);
     let (this, next) = match split {
-        Split::Lead(a) if me == lead => {
+        Split::Lead(mut a) if me == lead => {
+            for (v, z) in a.iter_mut().zip(&zeta) {
+                *v = v.wrapping_add(*z);
+            }
             // P0: stream shared with P2 is `with_prev`.
-            let s: Vec<R> = p.prss().draw_with_prev(n);
-            let t: Vec<R> = p.prss().draw_with_prev(n);
-            let rho: Vec<R> = p.prss().draw_with_prev(n);
+            let s: Vec<R> = br.prss().draw_with_prev(n);
+            let t: Vec<R> = br.prss().draw_with_prev(n);
+            let rho: Vec<R> = br.prss().draw_with_prev(n);
             let mut msg = alloc::vec![0u8; n * (R::BYTES + w)];
             let (c_bytes, v_bytes) = msg.split_at_mut(n * R::BYTES);
             let mut c = Vec::with_capacity(n);
@@ -197,20 +238,32 @@ fn trunc_core<R: Ring, T: Transport>(
             }
             ring::encode_slice(&c, c_bytes);
             ring::pack_low(&v, m, v_bytes);
-            p.send_bytes(mid, msg)?;
-            p.flush()?;
-            let d: Vec<R> = p.recv_packed(mid, n, m)?;
+            br.send_bytes(mid, msg)?;
+            // D comes back in the last round (the 2nd, or the 3rd after a swap).
+            let last_round = start_round + if additive { 2 } else { 1 };
+            while br.round() < last_round {
+                br.next_round().await;
+            }
+            let d: Vec<R> = br.recv_packed(mid, n, m)?.await;
             for (cj, dj) in c.iter_mut().zip(&d) {
                 *cj = cj.wrapping_sub(dj.shl(up));
             }
             (rho, c)
         }
-        Split::Pair(b) if me == last => {
+        Split::Pair(mut b) if me == last => {
             // P2: shares (s, t, ρ) with P0 via `with_next`, μ with P1 via `with_prev`.
-            let s: Vec<R> = p.prss().draw_with_next(n);
-            let t: Vec<R> = p.prss().draw_with_next(n);
-            let rho: Vec<R> = p.prss().draw_with_next(n);
-            let mu: Vec<R> = p.prss().draw_with_prev(n);
+            let s: Vec<R> = br.prss().draw_with_next(n);
+            let t: Vec<R> = br.prss().draw_with_next(n);
+            let rho: Vec<R> = br.prss().draw_with_next(n);
+            let mu: Vec<R> = br.prss().draw_with_prev(n);
+            if let Some(theirs) = swapped {
+                for (v, o) in b.iter_mut().zip(&theirs.await) {
+                    *v = v.wrapping_add(*o);
+                }
+            }
+            for (v, z) in b.iter_mut().zip(&zeta) {
+                *v = v.wrapping_sub(*z);
+            }
             let u: Vec<R> = (0..n)
                 .map(|j| {
                     if b[j].msb() {
@@ -220,8 +273,7 @@ fn trunc_core<R: Ring, T: Transport>(
                     }
                 })
                 .collect();
-            p.send_packed(mid, &u, m)?;
-            p.flush()?;
+            br.send_packed(mid, &u, m)?;
             let y2: Vec<R> = b
                 .iter()
                 .zip(&mu)
@@ -229,16 +281,27 @@ fn trunc_core<R: Ring, T: Transport>(
                 .collect();
             (y2, rho)
         }
-        Split::Pair(b) if me == mid => {
-            // P1: μ shared with P2 via `with_next`.
-            let mu: Vec<R> = p.prss().draw_with_next(n);
-            let msg = p.recv_bytes(lead, n * (R::BYTES + w))?;
+        Split::Pair(mut b) if me == mid => {
+            // P1: μ shared with P2 via `with_next`. C and v arrive in the first round;
+            // u in the same round, or one later after a swap.
+            let mu: Vec<R> = br.prss().draw_with_next(n);
+            let cv = br.recv_bytes(lead, n * (R::BYTES + w))?;
+            if let Some(theirs) = swapped {
+                for (v, o) in b.iter_mut().zip(&theirs.await) {
+                    *v = v.wrapping_add(*o);
+                }
+            }
+            let u = br.recv_packed::<R>(last, n, m)?;
+            let msg = cv.await;
+            let u = u.await;
+            for (v, z) in b.iter_mut().zip(&zeta) {
+                *v = v.wrapping_sub(*z);
+            }
             let (c_bytes, v_bytes) = msg.split_at(n * R::BYTES);
             let mut c = alloc::vec![R::ZERO; n];
             let mut v = alloc::vec![R::ZERO; n];
             ring::decode_slice(c_bytes, &mut c);
             ring::unpack_low(v_bytes, m, &mut v);
-            let u: Vec<R> = p.recv_packed(last, n, m)?;
             let mut d = Vec::with_capacity(n);
             let mut y2 = Vec::with_capacity(n);
             for j in 0..n {
@@ -253,8 +316,7 @@ fn trunc_core<R: Ring, T: Transport>(
                 y2.push(b[j].shr(m).wrapping_add(muj.shl(up)));
                 d.push(dj);
             }
-            p.send_packed(lead, &d, m)?;
-            p.flush()?;
+            br.send_packed(lead, &d, m)?;
             (c, y2)
         }
         _ => return Err(Error::Inconsistent("truncation role does not match party")),

@@ -20,12 +20,13 @@ pub fn cfg() -> MemConfig {
 
 /// Unwraps the three results of `run3`, naming the failing party.
 pub fn ok3<T>(r: [Result<T, Error>; 3]) -> [T; 3] {
-    let mut i = 0;
-    r.map(|x| {
-        let out = x.unwrap_or_else(|e| panic!("party {i} failed: {e}"));
-        i += 1;
-        out
-    })
+    let failures: Vec<String> = r
+        .iter()
+        .enumerate()
+        .filter_map(|(i, x)| x.as_ref().err().map(|e| format!("party {i} failed: {e}")))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("; "));
+    r.map(|x| x.unwrap_or_else(|_| unreachable!("checked above")))
 }
 
 /// A dealer's sharing of `values` (for tests: no deployment has a dealer holding inputs).

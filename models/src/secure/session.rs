@@ -412,7 +412,7 @@ fn party_sample<T: cipherdm_kernel::Transport>(
             (x, backend.take_records())
         }
     };
-    let image = output_to_client(p, &x);
+    let image = output_to_client(p, &x)?;
     Ok(PartyOutput {
         image,
         shape: x.shape().clone(),
