@@ -34,8 +34,8 @@ impl Estimate {
     ///
     /// ```
     /// use cipherdm_kernel::estimate::{self, Estimate};
-    /// let both = estimate::mul_fixed(10, 18).beside(estimate::trunc(10, 18));
-    /// assert_eq!(both, Estimate { bytes: 330 + 170, rounds: 3 });
+    /// let both = estimate::mul_fixed(10, 18).beside(estimate::mul(10));
+    /// assert_eq!(both, Estimate { bytes: 360 + 240, rounds: 2 });
     /// ```
     pub fn beside(self, o: Estimate) -> Estimate {
         Estimate {
@@ -98,7 +98,7 @@ pub fn trunc(n: usize, bits: u32) -> Estimate {
     if bits == 0 {
         return FREE;
     }
-    est((B + 3 * packed(bits)) * n as u64, 2)
+    est((B + 4 * packed(bits)) * n as u64, 2)
 }
 
 /// [`additive_trunc`](crate::protocols::trunc::additive_trunc) by `bits` (a product's
@@ -107,7 +107,7 @@ pub fn additive_trunc(n: usize, bits: u32) -> Estimate {
     if bits == 0 {
         return mul(n);
     }
-    est((3 * B + 3 * packed(bits)) * n as u64, 3)
+    est((3 * B + 4 * packed(bits)) * n as u64, 2)
 }
 
 /// [`mul_fixed`](crate::protocols::mul_fixed), `matmul_fixed` per output element.

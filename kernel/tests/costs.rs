@@ -13,10 +13,11 @@ use common::*;
 
 const N: usize = 1000;
 
-/// Runs `op` on dealt inputs and returns each party's cost delta and measured depth delta.
+/// Runs `op` on dealt inputs and returns each party's cost delta, the causal depth the
+/// transport measured and the rounds the party's scheduler went through.
 fn measure(
     op: impl Fn(&mut Party<MemTransport>, ArithShare<u64>, ArithShare<u64>) -> Result<(), Error> + Sync,
-) -> [(Cost, u64); 3] {
+) -> [(Cost, u64, u64); 3] {
     let x: Vec<u64> = (0..N as u64).collect();
     let xs = deal(&x, Shape::new(&[10, 100]).unwrap(), 1);
     let ys = deal(&x, Shape::new(&[10, 100]).unwrap(), 2);
@@ -24,20 +25,24 @@ fn measure(
     ok3(run3_with(&cfg(), inputs, |p, (a, b)| {
         let c0 = *p.costs().total();
         let d0 = p.transport().causal_depth();
+        let w0 = p.rounds_waited();
         op(p, a, b)?;
         Ok((
             p.costs().total().since(&c0),
             p.transport().causal_depth() - d0,
+            p.rounds_waited() - w0,
         ))
     }))
 }
 
-/// Checks bytes per party, declared rounds and measured rounds.
-fn check(name: &str, got: [(Cost, u64); 3], bytes: [u64; 3], rounds: u64) {
+/// Checks bytes per party, declared rounds, the transport's measured causal depth and
+/// the scheduler's rounds (every party leaves a protocol in the same round).
+fn check(name: &str, got: [(Cost, u64, u64); 3], bytes: [u64; 3], rounds: u64) {
     let measured = got.iter().map(|g| g.1).max().unwrap();
-    for (i, (c, _)) in got.iter().enumerate() {
+    for (i, (c, _, waited)) in got.iter().enumerate() {
         assert_eq!(c.bytes_total(), bytes[i], "{name}: bytes sent by party {i}");
         assert_eq!(c.rounds, rounds, "{name}: declared rounds at party {i}");
+        assert_eq!(*waited, rounds, "{name}: scheduler rounds at party {i}");
     }
     assert_eq!(measured, rounds, "{name}: measured causal depth");
 }
@@ -67,23 +72,25 @@ fn every_protocol_costs_what_its_doc_says() {
         [0, 8 * n, 0],
         1,
     );
-    // First truncation of a session: lead is P0 (B + w = 11 bytes), others w = 3.
+    // First truncation of a session: lead is P0 (B + w = 11 bytes), its successor w = 3,
+    // the third party 2w = 6.
     check(
         "trunc",
         measure(|p, a, _| pr::trunc(p, &a, 18).map(drop)),
-        [11 * n, 3 * n, 3 * n],
+        [11 * n, 3 * n, 6 * n],
         2,
     );
+    // A product's truncation adds the pair's swap (B = 8 bytes each).
     check(
         "mul_fixed",
         measure(|p, a, b| pr::mul_fixed(p, &a, &b).map(drop)),
-        [11 * n; 3],
-        3,
+        [11 * n, 11 * n, 14 * n],
+        2,
     );
     check(
         "mul_public_fixed",
         measure(|p, a, _| pr::mul_public_fixed(p, &a, &vec![0.5; N]).map(drop)),
-        [11 * n, 3 * n, 3 * n],
+        [11 * n, 3 * n, 6 * n],
         2,
     );
     // matmul [10,100] x [100,10]: communication per output element only (100 outputs).
@@ -96,7 +103,7 @@ fn every_protocol_costs_what_its_doc_says() {
         let bt = b.reshape(Shape::new(&[100, 10])?)?;
         pr::matmul_fixed(p, &a, &bt).map(drop)
     };
-    check("matmul_fixed", measure(mmf), [11 * 100; 3], 3);
+    check("matmul_fixed", measure(mmf), [1100, 1100, 1400], 2);
     check(
         "dot",
         measure(|p, a, b| pr::dot(p, &a, &b).map(drop)),
@@ -106,8 +113,8 @@ fn every_protocol_costs_what_its_doc_says() {
     check(
         "dot_fixed",
         measure(|p, a, b| pr::dot_fixed(p, &a, &b).map(drop)),
-        [11 * 10; 3],
-        3,
+        [110, 110, 140],
+        2,
     );
     check(
         "local ops",
@@ -125,8 +132,8 @@ fn lead_rotation_balances_truncation_traffic() {
         }
         Ok(())
     });
-    for (c, _) in got {
-        assert_eq!(c.bytes_total(), (11 + 3 + 3) * N as u64);
+    for (c, _, _) in got {
+        assert_eq!(c.bytes_total(), (11 + 3 + 6) * N as u64);
     }
 }
 

@@ -17,7 +17,8 @@ use cipherdm_kernel::share::ArithShare;
 use cipherdm_kernel::{FixedPoint, Party, PartyId, Shape, Transport, TransportError};
 use cipherdm_transport_mem::{MemTransport, mesh};
 use common::*;
-use rand_core::Rng;
+use rand_core::{CryptoRng, Rng, TryCryptoRng, TryRng};
+use std::convert::Infallible;
 use std::time::Duration;
 
 #[test]
@@ -75,18 +76,20 @@ fn constant(v: f64) -> Vec<u64> {
 }
 
 /// Runs `op` on the three parties with recording transports, on a dealt sharing of
-/// `values` (dealer seed `seed`, PRSS entropy seeds `40 + seed + i`); returns, per party,
+/// `values` (dealer seed `5 + seed`, PRSS entropy `entropy(party)`); returns, per party,
 /// what it received during `op` (not during set-up) and what `op` returned. `op` may
 /// clear `p.transport_mut().received` to record only its last part.
-fn record_with<O, F>(values: &[u64], seed: u64, op: F) -> [(Received, O); 3]
+fn record_entropy<O, F, G, E>(values: &[u64], seed: u64, entropy: E, op: F) -> [(Received, O); 3]
 where
     O: Send,
     F: Fn(&mut Party<Recording>, ArithShare<u64>) -> O + Sync,
+    G: CryptoRng,
+    E: Fn(PartyId) -> G + Sync,
 {
     let fx = FixedPoint::default();
     let shares = deal(values, Shape::vector(values.len()), 5 + seed);
     let ts = mesh(Duration::from_secs(30), &[]);
-    let op = &op;
+    let (op, entropy) = (&op, &entropy);
     std::thread::scope(|s| {
         let hs: Vec<_> = ts
             .into_iter()
@@ -98,7 +101,7 @@ where
                         inner: t,
                         received: Vec::new(),
                     };
-                    let mut g = rng(40 + seed + me.index() as u64);
+                    let mut g = entropy(me);
                     let mut p = Party::setup(me, rec, fx, &mut g).unwrap();
                     p.transport_mut().received.clear();
                     let out = op(&mut p, x);
@@ -110,6 +113,45 @@ where
         [it.next().unwrap(), it.next().unwrap(), it.next().unwrap()]
     })
 }
+
+/// [`record_entropy`] with seeded PRSS entropy (`40 + seed + party`).
+fn record_with<O, F>(values: &[u64], seed: u64, op: F) -> [(Received, O); 3]
+where
+    O: Send,
+    F: Fn(&mut Party<Recording>, ArithShare<u64>) -> O + Sync,
+{
+    record_entropy(values, seed, |me| rng(40 + seed + me.index() as u64), op)
+}
+
+/// Set-up entropy whose every byte string is the party's block `K_i` repeated, so
+/// that the test knows every PRSS key whatever order set-up draws its contributions
+/// in: the pair `(i-1, i)` gets `K_{i-1} ⊕ K_i`, the common key `K_0 ⊕ K_1 ⊕ K_2`.
+struct KnownEntropy([u8; 32]);
+
+impl TryRng for KnownEntropy {
+    type Error = Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        for (j, b) in dst.iter_mut().enumerate() {
+            *b = self.0[j % 32];
+        }
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for KnownEntropy {}
+
+/// The blocks `K_0, K_1, K_2` of [`KnownEntropy`].
+const KNOWN_BLOCKS: [[u8; 32]; 3] = [[0x0b; 32], [0x16; 32], [0x21; 32]];
 
 /// [`record_with`] on the highly regular secret "all equal to 1.0", discarding outputs.
 fn record<F>(op: F) -> [Received; 3]
@@ -668,4 +710,86 @@ fn two_secrets_give_indistinguishable_views() {
         .map(|(j, &b)| if j % 8 == 7 { 0xff } else { b })
         .collect();
     assert!(two_sample_chi_square(&masked, &leaky) > 10.0 * CHI2_LIMIT);
+}
+
+#[test]
+fn truncation_lead_message_is_masked_beyond_what_the_receiver_knows() {
+    // The middle party knows ζ (common to all three) and its part B of the split, so a
+    // histogram of C alone would look uniform even without ρ (ζ randomises A' = A + ζ).
+    // Here the test knows ζ too (known keys) and removes everything but the masks:
+    // C + fixup - ((A + ζ + 2^62) >> 18) = -s·2^46 - ρ must be uniform.
+    let (m, k) = (18u32, 64u32);
+    let mut g = rng(3);
+    let vals: Vec<u64> = (0..N)
+        .map(|_| (g.next_u64() % (1 << 24)).wrapping_sub(1 << 23))
+        .collect();
+    let got = record_entropy(
+        &vals,
+        0,
+        |me| KnownEntropy(KNOWN_BLOCKS[me.index()]),
+        |p, _| {
+            // Components (x, 0, 0): B is x or 0 depending on who leads.
+            let x = public_share(p, &vals);
+            pr::trunc(p, &x, m).unwrap()
+        },
+    );
+    let common: [u8; 32] =
+        core::array::from_fn(|j| KNOWN_BLOCKS[0][j] ^ KNOWN_BLOCKS[1][j] ^ KNOWN_BLOCKS[2][j]);
+    let zeta: Vec<u64> = Prss::from_keys([0; 32], [0; 32], common).draw_common(N);
+
+    // Roles from the traffic: the lead sends ring elements and packed values.
+    let mut roles = None;
+    for (i, (msgs, _)) in got.iter().enumerate() {
+        for from in senders(msgs) {
+            let (c, _, _) = trunc_layout("trunc", &from_peer(msgs, from), N);
+            if !c.is_empty() {
+                roles = Some((from, PartyId::ALL[i], c));
+            }
+        }
+    }
+    let (lead, mid, c) = roles.expect("some party receives ring elements");
+    assert_eq!(mid, lead.next(), "the lead sends C to its successor");
+    // x = A + B with B = component lead+2 of (x, 0, 0).
+    let b_is_x = lead.plus(2) == PartyId::P0;
+    let split_b = |j: usize| if b_is_x { vals[j] } else { 0 };
+
+    // Self-check that the test's ζ is the protocol's: the rounding bit of element j is
+    // e = [(B - ζ) mod 2^m <= x mod 2^m] (it would match for about half the elements
+    // with a wrong ζ).
+    let y = open3(&[got[0].1.clone(), got[1].1.clone(), got[2].1.clone()]);
+    let low = |v: u64| v & ((1 << m) - 1);
+    let mut ones = 0usize;
+    for j in 0..N {
+        let e = y[j].wrapping_sub(((vals[j] as i64) >> m) as u64);
+        let want = u64::from(low(split_b(j).wrapping_sub(zeta[j])) <= low(vals[j]));
+        assert_eq!(
+            e, want,
+            "element {j}: rounding bit differs from the one ζ predicts (did set-up's key \
+             derivation or the order of the common draws change?)"
+        );
+        ones += e as usize;
+    }
+    // With B = 0 and no ζ every bit would be 1 (x mod 2^m >= 0): ζ makes rounding
+    // stochastic. Mean of P(e = 1) = (r + 1)/2^m over uniform r is about 1/2.
+    let rate = ones as f64 / N as f64;
+    assert!((rate - 0.5).abs() < 0.02, "rounding-up rate {rate}");
+
+    let (offset, fixup) = (1u64 << (k - 2), (1u64 << (k - 2 - m)) - 1);
+    let residual: Vec<u8> = (0..N)
+        .flat_map(|j| {
+            let a = vals[j].wrapping_sub(split_b(j)).wrapping_add(zeta[j]);
+            let known = a.wrapping_add(offset) >> m;
+            c[j].wrapping_add(fixup).wrapping_sub(known).to_le_bytes()
+        })
+        .collect();
+    assert_uniform_words("C without its cleartext part", &residual);
+    // The test can fail: without ρ the residual is -s·2^46, zero in its low 46 bits.
+    let no_rho: Vec<u8> = (0..N)
+        .flat_map(|_| {
+            ((g.next_u64() % (1 << m)) << (k - m))
+                .wrapping_neg()
+                .to_le_bytes()
+        })
+        .collect();
+    assert!(chi_square(&no_rho) > 100.0 * CHI2_LIMIT);
 }

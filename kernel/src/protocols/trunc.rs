@@ -12,40 +12,55 @@
 //!
 //! # Protocol (our own design; roles rotate with [`Party::next_lead`])
 //!
-//! Call the lead `P0`, its successor `P1` and the third party `P2`. The input is first
-//! written as `x' = x + 2^(k-2) = A + B mod 2^k` with `x' ∈ [0, 2^(k-1))`, where `A` is
-//! known to `P0` only and `B` is known to both `P1` and `P2` (for a replicated input
-//! `A = x_0 + x_1 + 2^(k-2)`, `B = x_2`). Then, with `w = [A + B ≥ 2^k]` the wrap bit,
+//! Call the lead `P0`, its successor `P1` and the third party `P2`; `U = 2^(k−m)`. The
+//! input is first written as `x' = x + 2^(k-2) = A + B mod 2^k` with
+//! `x' ∈ [0, 2^(k-1))`, where `A` is known to `P0` only and `B` is known to both `P1`
+//! and `P2` (for a replicated input `A = x_0 + x_1 + 2^(k-2)`, `B = x_2`). Then, with
+//! `w = [A + B ≥ 2^k]` the wrap bit,
 //!
-//! `floor(x'/2^m) = (A >> m) + (B >> m) − w·2^(k−m) + δ`, `δ ∈ {0, 1}` (the low carry),
+//! `floor(x'/2^m) = (A >> m) + (B >> m) − w·U + δ`, `δ ∈ {0, 1}` (the low carry),
 //!
 //! and because `x' < 2^(k-1)`, `w = msb(A) ∨ msb(B)` (if both top bits are set the sum
 //! wraps; if exactly one is, a sum below `2^k` would have its top bit set, so it wraps
 //! too). That holds for *any* split, so before anything else the parties move a common
 //! uniform `ζ` (PRSS, known to all three) across it: `A ← A + ζ`, `B ← B − ζ`. The
-//! rounding carry `δ` below is then a function of `x` and `ζ` alone, so rounding is
-//! unbiased however `x` is shared (owner-led inputs, public values, products with a
-//! public power of two). Only `w mod 2^m` matters (it is
-//! multiplied by `2^(k-m)`), so the whole nonlinear part is one OR of two bits held by
-//! different parties, computed with a three-party oblivious transfer on `m`-bit values:
+//! rounding carry `δ` is then a function of `x` and `ζ` alone, so rounding is unbiased
+//! however `x` is shared (owner-led inputs, public values, products with a public power
+//! of two).
 //!
-//! 1. `P0` and `P2` draw `s, t` (mod `2^m`) and `ρ` from their PRSS stream; `P1` and `P2`
-//!    draw `μ` (mod `2^m`). `P0` sends `P1` the values `C = (A>>m) − s·2^(k−m) − ρ −
-//!    2^(k−2−m) + 1` (B bytes) and `v = msb(A) − s + t` (w bytes). `P2`, who knows
-//!    `b = msb(B)`, sends `P1` the value `u = (1 − s)` if `b` else `t` (w bytes).
-//! 2. `P1` computes `m_b = u` if `b` else `v − u`, so that `m_b + s ≡ w (mod 2^m)`,
-//!    and sends `P0` the value `D = m_b + μ` (w bytes).
+//! Only `w mod 2^m` matters (it is multiplied by `U`). With `a = msb(A)` at `P0` and
+//! `b = msb(B)` at `P1`, `P2`: `w = a + b − a·b`, and the cross term is split without
+//! any exchange between the bit holders: `P0` sends `a' = a + s` (mod `2^m`, `s` from its
+//! stream with `P2`), and `a·b = b·a' − b·s`, the first term computable by `P1`, the
+//! second by `P2`. The three terms of the result,
 //!
-//! The output shares are `y_0 = ρ`, `y_1 = C − D·2^(k−m)`, `y_2 = (B>>m) + μ·2^(k−m)`;
-//! they sum to `floor(x/2^m) + 1 − δ`. Every message is masked by a value its receiver
-//! does not know (`ρ`, `t`, `s` or `μ`), and `P2` receives nothing.
+//! `T0 = (A>>m) − a·U − (2^(k−2−m) − 1)` at `P0`, `T1 = −b·(1 − a')·U` at `P1`,
+//! `T2 = −b·s·U` at `P2`, plus `(B>>m)` at both `P1` and `P2`,
 //!
-//! For a product, the input is the additive `z = z_0 + z_1 + z_2` before resharing:
-//! `P1` and `P2` swap `z_1`, `z_2` (so `B = z_1 + z_2`) in the same round as step 1's
-//! message from `P0` (`A = z_0`), which costs one more round but saves the resharing.
+//! sum to `floor(x/2^m) + 1 − δ`, and are re-shared in the same messages:
+//!
+//! 1. `P0` draws `s` (mod `2^m`), `ρ` and `λ` (mod `2^m`) from its stream with `P2`;
+//!    `P1` and `P2` draw `μ`, `ν` (mod `2^m`). `P0` sends `P1` the values `T0 − ρ`
+//!    (`B` bytes) and `a'` (`w` bytes).
+//! 2. `P2` sends `P0` the value `e2 = −b·s + ν` and `P1` the value `t2 = −b·s + λ`;
+//!    `P1` sends `P0` the value `e1 = −b·(1 − a') − μ − ν` (all mod `2^m`, `w` bytes).
+//!
+//! The output shares are `y_0 = ρ − λ·U`, `y_1 = (T0 − ρ) + (e1 + e2 + λ)·U` (at `P0`)
+//! `= (T0 − ρ) + (−b·(1 − a') − μ + t2)·U` (at `P1`), `y_2 = (B>>m) + μ·U`. `P1`
+//! receives `T0 − ρ`, `a'` and `t2`, masked by `ρ`, `s` and `λ` (its stream-mates
+//! `P0`, `P2` share them; `P1` does not); `P0` receives `e1` and `e2`, jointly masked by
+//! the independent `μ` and `ν`; `P2` receives nothing. For a replicated input `P2`
+//! knows `b` from the start, so its messages go out in the first round and only `e1`
+//! waits for `a'`: 2 rounds.
+//!
+//! For a product, the input is the additive `z = z_0 + z_1 + z_2` (re-randomised by a
+//! PRSS zero share) before resharing: `P1` and `P2` swap `z_1`, `z_2` (so
+//! `B = z_1 + z_2`, `A = z_0`) in the same round as `P0`'s message, and every message
+//! of step 2 goes out in the second round: still 2 rounds, and no resharing.
 //!
 //! Cost per element (`Z_{2^64}`, `m = 18`, `w = 3` bytes): replicated input 2 rounds,
-//! 17 bytes in total (lead 11, others 3); additive input 3 rounds, 33 bytes (11 each).
+//! 20 bytes in total (lead 11, `P2` 6, `P1` 3); additive input 2 rounds, 36 bytes
+//! (the swap adds 8 from each of `P1`, `P2`).
 
 use alloc::vec::Vec;
 
@@ -171,14 +186,13 @@ pub async fn additive_trunc_async<R: Ring>(
         (Split::Pair(z), Some(theirs))
     };
     let out = trunc_core(br, lead, split, true, swapped, shape, bits).await?;
-    br.finish_rounds(start, 3).await?;
+    br.finish_rounds(start, 2).await?;
     Ok(out)
 }
 
-/// The two-message core shared by [`trunc`] and [`additive_trunc`]. In the `additive`
-/// form the pair's `B` is completed by the summand the other pair member sends in the
-/// first round (`swapped`, the pair's receive of it), so every later message moves one
-/// round on.
+/// The core shared by [`trunc`] and [`additive_trunc`]. In the `additive` form the
+/// pair's `B` is completed by the summand the other pair member sends in the first round
+/// (`swapped`, the pair's receive of it), so `P2`'s messages wait for the second round.
 async fn trunc_core<R: Ring>(
     br: &mut Branch<'_>,
     lead: PartyId,
@@ -194,13 +208,11 @@ async fn trunc_core<R: Ring>(
     let mid = lead.next();
     let last = lead.plus(2);
     let w = ring::packed_bytes(m);
-    let up = k - m; // w·2^(k-m) only needs w mod 2^m
+    let up = k - m; // terms that are multiples of U = 2^(k-m) only need their value mod 2^m
     let offset = R::ONE.shl(k - 2);
     // Removes the offset 2^(k-2) after the shift and adds the +1 that turns the
     // floor-minus-carry into stochastic rounding.
     let fixup = R::ONE.shl(k - 2 - m).wrapping_sub(R::ONE);
-    // Callers have not waited yet, so this is the protocol's first round.
-    let start_round = br.round();
 
     // Re-randomise the split with a value all three draw: `A' = A + ζ`, `B' = B − ζ`.
     // The rounding carry then depends on `x` and `ζ` only, never on how `x` happens to
@@ -208,116 +220,127 @@ async fn trunc_core<R: Ring>(
     // two would otherwise always round the same way).
     let zeta: Vec<R> = br.prss().draw_common(n);
     let (this, next) = match split {
-        Split::Lead(mut a) if me == lead => {
-            for (v, z) in a.iter_mut().zip(&zeta) {
-                *v = v.wrapping_add(*z);
-            }
-            // P0: stream shared with P2 is `with_prev`.
+        Split::Lead(a) if me == lead => {
+            // P0: the stream shared with P2 is `with_prev`.
             let s: Vec<R> = br.prss().draw_with_prev(n);
-            let t: Vec<R> = br.prss().draw_with_prev(n);
             let rho: Vec<R> = br.prss().draw_with_prev(n);
+            let lambda: Vec<R> = br.prss().draw_with_prev(n);
             let mut msg = alloc::vec![0u8; n * (R::BYTES + w)];
-            let (c_bytes, v_bytes) = msg.split_at_mut(n * R::BYTES);
-            let mut c = Vec::with_capacity(n);
-            let mut v = Vec::with_capacity(n);
+            let (t_bytes, a_bytes) = msg.split_at_mut(n * R::BYTES);
+            let mut t0 = Vec::with_capacity(n);
+            let mut a1 = Vec::with_capacity(n);
             for j in 0..n {
-                let big_a = a[j].wrapping_add(offset);
-                let sj = s[j].low_bits(m);
-                c.push(
+                let big_a = a[j].wrapping_add(zeta[j]).wrapping_add(offset);
+                let bit = R::from_bool(big_a.msb());
+                t0.push(
                     big_a
                         .shr(m)
-                        .wrapping_sub(sj.shl(up))
-                        .wrapping_sub(rho[j])
-                        .wrapping_sub(fixup),
+                        .wrapping_sub(bit.shl(up))
+                        .wrapping_sub(fixup)
+                        .wrapping_sub(rho[j]),
                 );
-                v.push(
-                    R::from_bool(big_a.msb())
-                        .wrapping_sub(sj)
-                        .wrapping_add(t[j]),
-                );
+                a1.push(bit.wrapping_add(s[j]));
             }
-            ring::encode_slice(&c, c_bytes);
-            ring::pack_low(&v, m, v_bytes);
+            ring::encode_slice(&t0, t_bytes);
+            ring::pack_low(&a1, m, a_bytes);
             br.send_bytes(mid, msg)?;
-            // D comes back in the last round (the 2nd, or the 3rd after a swap).
-            let last_round = start_round + if additive { 2 } else { 1 };
-            while br.round() < last_round {
+            // e2 comes in the round P2 learns b: the first, or the second after a swap.
+            let e2 = if additive {
                 br.next_round().await;
-            }
-            let d: Vec<R> = br.recv_packed(mid, n, m)?.await;
-            for (cj, dj) in c.iter_mut().zip(&d) {
-                *cj = cj.wrapping_sub(dj.shl(up));
-            }
-            (rho, c)
-        }
-        Split::Pair(mut b) if me == last => {
-            // P2: shares (s, t, ρ) with P0 via `with_next`, μ with P1 via `with_prev`.
-            let s: Vec<R> = br.prss().draw_with_next(n);
-            let t: Vec<R> = br.prss().draw_with_next(n);
-            let rho: Vec<R> = br.prss().draw_with_next(n);
-            let mu: Vec<R> = br.prss().draw_with_prev(n);
-            if let Some(theirs) = swapped {
-                for (v, o) in b.iter_mut().zip(&theirs.await) {
-                    *v = v.wrapping_add(*o);
-                }
-            }
-            for (v, z) in b.iter_mut().zip(&zeta) {
-                *v = v.wrapping_sub(*z);
-            }
-            let u: Vec<R> = (0..n)
+                br.recv_packed::<R>(last, n, m)?
+            } else {
+                let e2 = br.recv_packed::<R>(last, n, m)?;
+                br.next_round().await;
+                e2
+            };
+            let e1 = br.recv_packed::<R>(mid, n, m)?.await;
+            let e2 = e2.await;
+            let y0: Vec<R> = rho
+                .iter()
+                .zip(&lambda)
+                .map(|(r, l)| r.wrapping_sub(l.low_bits(m).shl(up)))
+                .collect();
+            let y1: Vec<R> = (0..n)
                 .map(|j| {
-                    if b[j].msb() {
-                        R::ONE.wrapping_sub(s[j])
-                    } else {
-                        t[j]
-                    }
+                    let low = e1[j].wrapping_add(e2[j]).wrapping_add(lambda[j]);
+                    t0[j].wrapping_add(low.low_bits(m).shl(up))
                 })
                 .collect();
-            br.send_packed(mid, &u, m)?;
-            let y2: Vec<R> = b
-                .iter()
-                .zip(&mu)
-                .map(|(bj, mj)| bj.shr(m).wrapping_add(mj.low_bits(m).shl(up)))
-                .collect();
-            (y2, rho)
+            (y0, y1)
         }
-        Split::Pair(mut b) if me == mid => {
-            // P1: μ shared with P2 via `with_next`. C and v arrive in the first round;
-            // u in the same round, or one later after a swap.
-            let mu: Vec<R> = br.prss().draw_with_next(n);
-            let cv = br.recv_bytes(lead, n * (R::BYTES + w))?;
+        Split::Pair(mut b) if me == last => {
+            // P2: shares (s, ρ, λ) with P0 via `with_next`, (μ, ν) with P1 via `with_prev`.
+            let s: Vec<R> = br.prss().draw_with_next(n);
+            let rho: Vec<R> = br.prss().draw_with_next(n);
+            let lambda: Vec<R> = br.prss().draw_with_next(n);
+            let mu: Vec<R> = br.prss().draw_with_prev(n);
+            let nu: Vec<R> = br.prss().draw_with_prev(n);
             if let Some(theirs) = swapped {
                 for (v, o) in b.iter_mut().zip(&theirs.await) {
                     *v = v.wrapping_add(*o);
                 }
             }
-            let u = br.recv_packed::<R>(last, n, m)?;
-            let msg = cv.await;
-            let u = u.await;
-            for (v, z) in b.iter_mut().zip(&zeta) {
-                *v = v.wrapping_sub(*z);
-            }
-            let (c_bytes, v_bytes) = msg.split_at(n * R::BYTES);
-            let mut c = alloc::vec![R::ZERO; n];
-            let mut v = alloc::vec![R::ZERO; n];
-            ring::decode_slice(c_bytes, &mut c);
-            ring::unpack_low(v_bytes, m, &mut v);
-            let mut d = Vec::with_capacity(n);
+            let mut e2 = Vec::with_capacity(n);
+            let mut t2 = Vec::with_capacity(n);
             let mut y2 = Vec::with_capacity(n);
             for j in 0..n {
-                let mb = if b[j].msb() {
-                    u[j]
-                } else {
-                    v[j].wrapping_sub(u[j])
-                };
-                let muj = mu[j].low_bits(m);
-                let dj = mb.wrapping_add(muj).low_bits(m);
-                c[j] = c[j].wrapping_sub(dj.shl(up));
-                y2.push(b[j].shr(m).wrapping_add(muj.shl(up)));
-                d.push(dj);
+                let big_b = b[j].wrapping_sub(zeta[j]);
+                let bs = if big_b.msb() { s[j] } else { R::ZERO };
+                e2.push(nu[j].wrapping_sub(bs));
+                t2.push(lambda[j].wrapping_sub(bs));
+                y2.push(big_b.shr(m).wrapping_add(mu[j].low_bits(m).shl(up)));
             }
-            br.send_packed(lead, &d, m)?;
-            (c, y2)
+            br.send_packed(lead, &e2, m)?;
+            br.send_packed(mid, &t2, m)?;
+            let y0: Vec<R> = rho
+                .iter()
+                .zip(&lambda)
+                .map(|(r, l)| r.wrapping_sub(l.low_bits(m).shl(up)))
+                .collect();
+            (y2, y0)
+        }
+        Split::Pair(mut b) if me == mid => {
+            // P1: (μ, ν) shared with P2 via `with_next`. T0 − ρ and a' arrive in the first
+            // round; t2 in the same round, or one later after a swap.
+            let mu: Vec<R> = br.prss().draw_with_next(n);
+            let nu: Vec<R> = br.prss().draw_with_next(n);
+            let from_lead = br.recv_bytes(lead, n * (R::BYTES + w))?;
+            if let Some(theirs) = swapped {
+                for (v, o) in b.iter_mut().zip(&theirs.await) {
+                    *v = v.wrapping_add(*o);
+                }
+            }
+            let t2 = br.recv_packed::<R>(last, n, m)?;
+            let msg = from_lead.await;
+            let (t_bytes, a_bytes) = msg.split_at(n * R::BYTES);
+            let mut t0 = alloc::vec![R::ZERO; n];
+            let mut a1 = alloc::vec![R::ZERO; n];
+            ring::decode_slice(t_bytes, &mut t0);
+            ring::unpack_low(a_bytes, m, &mut a1);
+            let mut e1 = Vec::with_capacity(n);
+            let mut t1 = Vec::with_capacity(n);
+            let mut y2 = Vec::with_capacity(n);
+            for j in 0..n {
+                let big_b = b[j].wrapping_sub(zeta[j]);
+                // −b·(1 − a')
+                let term = if big_b.msb() {
+                    a1[j].wrapping_sub(R::ONE)
+                } else {
+                    R::ZERO
+                };
+                e1.push(term.wrapping_sub(mu[j]).wrapping_sub(nu[j]));
+                t1.push(term.wrapping_sub(mu[j]));
+                y2.push(big_b.shr(m).wrapping_add(mu[j].low_bits(m).shl(up)));
+            }
+            br.send_packed(lead, &e1, m)?;
+            let t2 = t2.await;
+            let y1: Vec<R> = (0..n)
+                .map(|j| {
+                    let low = t1[j].wrapping_add(t2[j]);
+                    t0[j].wrapping_add(low.low_bits(m).shl(up))
+                })
+                .collect();
+            (y1, y2)
         }
         _ => return Err(Error::Inconsistent("truncation role does not match party")),
     };
