@@ -256,13 +256,11 @@ fn normalise_thresholds(lo: i32, hi: i32) -> usize {
 
 fn normalise(n: usize, lo: i32, hi: i32, f: u32) -> Estimate {
     let k = normalise_thresholds(lo, hi);
+    if k == 0 {
+        return mul_public_scalar_precise(n, f);
+    }
     let width = ((f as i32 + hi + 1) as u32).min(K);
-    let cmp = if k > 0 {
-        below_thresholds(n, k, width)
-    } else {
-        FREE
-    };
-    cmp + mul_fixed(n, f)
+    below_thresholds(n, k, width).beside(trunc((k + 1) * n, coefficient_bits(f))) + mul(k * n)
 }
 
 /// The quintic first guess of `reciprocal` / `rsqrt` on `[1, 4)`: powers 2..5, one
@@ -273,21 +271,23 @@ fn first_guess(n: usize, f: u32) -> Estimate {
 
 /// [`reciprocal`](crate::protocols::reciprocal) on `[2^lo, 2^hi)`.
 pub fn reciprocal(n: usize, lo: i32, hi: i32, f: u32) -> Estimate {
-    normalise(n, lo, hi, f)
-        + first_guess(n, f)
-        + mul_fixed(n, f)
-        + mul_fixed(n, f)
-        + mul_fixed(n, f)
+    normalise(n, lo, hi, f) + first_guess(n, f) + mul_fixed(2 * n, f) + mul_fixed(n, f)
+}
+
+/// The parts of `rsqrt` before its Newton factor: normalisation, quintic, `y²` beside
+/// `s·y`.
+fn rsqrt_parts(n: usize, lo: i32, hi: i32, f: u32) -> Estimate {
+    normalise(n, lo, hi, f) + first_guess(n, f) + mul_fixed(2 * n, f)
+}
+
+/// The scaled Newton factor of `rsqrt` (a product truncated by `f + 20` bits).
+fn newton_factor(n: usize, f: u32) -> Estimate {
+    additive_trunc(n, f + 20)
 }
 
 /// [`rsqrt`](crate::protocols::rsqrt) on `[2^lo, 2^hi)`.
 pub fn rsqrt(n: usize, lo: i32, hi: i32, f: u32) -> Estimate {
-    normalise(n, lo, hi, f)
-        + first_guess(n, f)
-        + mul_fixed(n, f)
-        + mul_fixed(n, f)
-        + additive_trunc(n, f + 1)
-        + mul_fixed(n, f)
+    rsqrt_parts(n, lo, hi, f) + newton_factor(n, f) + additive_trunc(n, f + 1)
 }
 
 /// [`softmax`](crate::protocols::softmax) over `rows` rows of length `len`.
@@ -299,24 +299,29 @@ pub fn softmax(rows: usize, len: usize, profile: Profile, f: u32) -> Result<Esti
         + mul_fixed(rows * len, f))
 }
 
-/// The statistics of GroupNorm / LayerNorm over `rows` rows of `len` (down-scaling `d`).
-fn normalize_rows(rows: usize, len: usize, d: f64, f: u32) -> Estimate {
+/// Centring (and down-scaling) of GroupNorm / LayerNorm over `rows` rows of `len`.
+fn centre(rows: usize, len: usize, d: f64, f: u32) -> Estimate {
     let scale = if d == 1.0 {
         FREE
     } else {
         mul_public_scalar_precise(rows * len, f)
     };
-    mul_public_scalar_precise(rows, f)
-        + scale
-        + additive_trunc(rows, f)
-        + mul_public_scalar_precise(rows, f)
-        + rsqrt(rows, -(f as i32), 13, f)
+    mul_public_scalar_precise(rows, f) + scale
+}
+
+/// The variance (divided by `2^q ≥ len` in its truncation) and its rsqrt parts.
+fn variance_parts(rows: usize, len: usize, f: u32) -> Estimate {
+    let q = usize::BITS - (len - 1).leading_zeros();
+    additive_trunc(rows, f + q) + rsqrt_parts(rows, -(f as i32), 13, f)
 }
 
 /// [`group_norm`](crate::protocols::group_norm) of `(nb, c, hw)` with `groups` groups.
 pub fn group_norm(nb: usize, c: usize, hw: usize, groups: usize, d: f64, f: u32) -> Estimate {
-    normalize_rows(nb * groups, c / groups * hw, d, f)
-        + mul_fixed(nb * c, f)
+    let (rows, len) = (nb * groups, c / groups * hw);
+    centre(rows, len, d, f)
+        + variance_parts(rows, len, f)
+        + mul_fixed(nb * c, f).beside(newton_factor(rows, f))
+        + additive_trunc(nb * c, f + 1)
         + mul_fixed(nb * c * hw, f)
 }
 
@@ -327,7 +332,11 @@ pub fn layer_norm(rows: usize, len: usize, affine: bool, d: f64, f: u32) -> Esti
     } else {
         FREE
     };
-    normalize_rows(rows, len, d, f) + mul_fixed(rows * len, f) + affine
+    centre(rows, len, d, f)
+        + variance_parts(rows, len, f).beside(affine)
+        + newton_factor(rows, f)
+        + additive_trunc(rows, f + 1)
+        + mul_fixed(rows * len, f)
 }
 
 /// [`nn::conv2d`](crate::nn::conv2d) and [`nn::dense`](crate::nn::dense): one

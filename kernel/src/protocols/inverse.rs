@@ -6,34 +6,41 @@
 //! 1. **Normalise by a power of four.** One batched comparison of `x` against every
 //!    `4^j` inside the range gives bits `c_j = [x < 4^j]`; after bit injection the
 //!    factors `a = 4^-E` and `s = 2^-E` (`4^E ≤ x < 4^(E+1)`) are *linear* in the bits
-//!    (telescoping sums of public powers of two), so they cost nothing more. Then
-//!    `x_n = x·a ∈ [1, 4)` (one product).
+//!    (telescoping sums of public powers of two), so they cost nothing more. The scaled
+//!    copies `x·(4^-e_{j-1} − 4^-e_j)` are truncated in the same rounds as the
+//!    comparison, so `x_n = x·a ∈ [1, 4)` is then one exact ring product of bits and
+//!    values (1 round, no truncation).
 //! 2. **Initial guess** on `[1, 4)`: a quintic (relative error 3.7e-3 for `1/x`, 8.5e-4
-//!    for `1/√x`), evaluated with one truncation (see [`piecewise`]).
-//! 3. **Newton, once:** `y ← y·(2 - x_n·y)` (2 products) or `y ← y·(3 - x_n·y²)/2` (3
-//!    products): relative error below 1.4e-5 (reciprocal) and 1.1e-6 (rsqrt) before
-//!    fixed-point rounding. (A cubic and two steps reach the same accuracy with 6 more
-//!    rounds.)
-//! 4. **Denormalise:** `1/x = a·y`, `1/√x = s·y` (one product).
+//!    for `1/√x`), evaluated with one truncation (see [`piecewise`](super::poly::piecewise)).
+//! 3. **Newton, once, with the denormalisation folded in:** `1/x = (a·y)·(2 − x_n·y)`,
+//!    where `a·y` and `x_n·y` share a round (2 products deep); `1/√x = (s·y)·(3 −
+//!    x_n·y²)/2`, where `y²` and `s·y` share a round (3 products deep). Relative error
+//!    below 1.4e-5 (reciprocal) and 1.1e-6 (rsqrt) before fixed-point rounding.
 //!
 //! Cost (`Z_{2^64}`, f = 18): `K = ` number of powers of four strictly inside the range
-//! comparisons of width `f + hi + 1` and `K` bit injections, then the normalising
-//! product, the quintic's powers and truncation, the Newton step (2 or 3 products) and
-//! the denormalising product. Measured (`opbench`): `1/x` on `[2^-4, 2^7)` (K = 5) 573
-//! bytes per element and 33 rounds; `1/√x` on `[2^-7, 2^7)` (K = 7) 715 bytes, 36 rounds.
+//! comparisons of width `f + hi + 1` and `K` bit injections beside `K + 1` truncations,
+//! one ring product per element and threshold, the quintic's powers and truncation, then
+//! 2 (reciprocal) or 3 (rsqrt) levels of products. Rounds: 10 + 8 + 4 = 22 (reciprocal),
+//! 24 (rsqrt); [`estimate`](crate::estimate) has the bytes.
 //!
 //! Range: `-f ≤ lo < hi ≤ 13` so that every factor is an exact fixed-point power of two.
-//! Inputs outside the range give wrong results (not errors): the protocol cannot see them.
+//! Inputs outside the range give wrong results (not errors, and nothing is revealed):
+//! the protocol cannot see them.
 
 use alloc::vec::Vec;
 
-use super::arith::{local_products, mul_fixed};
-use super::poly::{below_thresholds, encode_scaled, piecewise};
-use super::trunc::additive_trunc;
+use super::arith::{local_products, mul_async, mul_fixed_async};
+use super::poly::{
+    below_thresholds_async, coefficient_bits, encode_scaled, mul_public_scalar_precise_async,
+    piecewise_async,
+};
+use super::trunc::{additive_trunc_async, trunc_async};
 use crate::approx::Piecewise;
 use crate::error::Error;
 use crate::party::Party;
 use crate::ring::Ring;
+use crate::rounds::Branch;
+use crate::shape::Shape;
 use crate::share::ArithShare;
 use crate::transport::Transport;
 
@@ -73,37 +80,41 @@ fn polynomial(pieces: &'static [&'static [f64]]) -> Piecewise {
 }
 
 /// `[x·y / 2^bits]` from the local products, one truncation.
-fn mul_trunc<R: Ring, T: Transport>(
-    p: &mut Party<T>,
+async fn mul_trunc<R: Ring>(
+    br: &mut Branch<'_>,
     x: &ArithShare<R>,
     y: &ArithShare<R>,
     bits: u32,
 ) -> Result<ArithShare<R>, Error> {
-    additive_trunc(p, local_products(x, y), x.shape().clone(), bits)
+    additive_trunc_async(br, local_products(x, y), x.shape().clone(), bits).await
 }
 
 /// An input scaled into `[1, 4)` by `a = 4^-E`, with `s = 2^-E`.
-struct Normalised<R: Ring> {
-    xn: ArithShare<R>,
-    a: ArithShare<R>,
-    s: ArithShare<R>,
+pub(crate) struct Normalised<R: Ring> {
+    /// `x·a ∈ [1, 4)`.
+    pub(crate) xn: ArithShare<R>,
+    /// `a = 4^-E`.
+    pub(crate) a: ArithShare<R>,
+    /// `s = 2^-E`.
+    pub(crate) s: ArithShare<R>,
 }
 
 /// Scales `x` into `[1, 4)`; see the [module docs](self).
-fn normalise<R: Ring, T: Transport>(
-    p: &mut Party<T>,
+pub(crate) async fn normalise<R: Ring>(
+    br: &mut Branch<'_>,
     x: &ArithShare<R>,
     lo: i32,
     hi: i32,
 ) -> Result<Normalised<R>, Error> {
-    let f = p.fixed().frac_bits() as i32;
+    let f = br.fixed().frac_bits() as i32;
     if !(-f <= lo && lo < hi && hi <= 13) {
         return Err(Error::InvalidParameter(
             "reciprocal/rsqrt range needs -f <= lo < hi <= 13",
         ));
     }
     let n = x.len();
-    let me = p.id();
+    let me = br.id();
+    let shape = x.shape().clone();
     // Even exponents 2j strictly inside (lo, hi), and the one at or below lo.
     let e0 = lo.div_euclid(2) * 2;
     let exps: Vec<i32> = (e0 / 2 + 1..)
@@ -112,35 +123,64 @@ fn normalise<R: Ring, T: Transport>(
         .collect();
     let e_top = exps.last().copied().unwrap_or(e0);
     let pow2 = |e: i32| crate::fixed::pow2(e);
+    let constant = |v: f64| -> Result<ArithShare<R>, Error> {
+        ArithShare::from_public(
+            me,
+            &alloc::vec![encode_scaled::<R>(v, f as u32)?; n],
+            shape.clone(),
+        )
+    };
     // a = 4^-E = 2^-e_top + Σ_j c_j (2^-e_{j-1} - 2^-e_j), c_j = [x < 2^e_j]; same for s.
-    let mut a = ArithShare::from_public(
-        me,
-        &alloc::vec![encode_scaled::<R>(pow2(-e_top), f as u32)?; n],
-        x.shape().clone(),
-    )?;
-    let mut s = ArithShare::from_public(
-        me,
-        &alloc::vec![encode_scaled::<R>(pow2(-e_top / 2), f as u32)?; n],
-        x.shape().clone(),
-    )?;
-    if !exps.is_empty() {
-        let ts: Vec<R> = exps
-            .iter()
-            .map(|&e| encode_scaled(pow2(e), f as u32))
-            .collect::<Result<_, _>>()?;
-        let width = ((f + hi + 1) as u32).min(R::BITS);
-        let c = below_thresholds(p, x, &ts, width)?;
-        let mut prev = e0;
-        for (j, &e) in exps.iter().enumerate() {
-            let cj = c.slice(j * n, n)?.reshape(x.shape().clone())?;
-            let wa: R = encode_scaled(pow2(-prev) - pow2(-e), f as u32)?;
-            let ws: R = encode_scaled(pow2(-prev / 2) - pow2(-e / 2), f as u32)?;
-            a.add_assign(&cj.mul_public_scalar(wa))?;
-            s.add_assign(&cj.mul_public_scalar(ws))?;
-            prev = e;
-        }
+    let mut a = constant(pow2(-e_top))?;
+    let mut s = constant(pow2(-e_top / 2))?;
+    if exps.is_empty() {
+        let xn = mul_public_scalar_precise_async(br, x, pow2(-e_top)).await?;
+        return Ok(Normalised { xn, a, s });
     }
-    let xn = mul_fixed(p, x, &a)?;
+    let ts: Vec<R> = exps
+        .iter()
+        .map(|&e| encode_scaled(pow2(e), f as u32))
+        .collect::<Result<_, _>>()?;
+    // The factors of the telescoping sum, the constant one first.
+    let mut factors = alloc::vec![pow2(-e_top)];
+    let mut prev = e0;
+    for &e in &exps {
+        factors.push(pow2(-prev) - pow2(-e));
+        prev = e;
+    }
+    let width = ((f + hi + 1) as u32).min(R::BITS);
+    let g = coefficient_bits::<R>(f as u32);
+    let (c, scaled) = br
+        .join(
+            async |b| below_thresholds_async(b, x, &ts, width).await,
+            async |b| {
+                // x·factor_j for every j, one truncation by the coefficient bits.
+                let mut copies = Vec::with_capacity(factors.len());
+                for &w in &factors {
+                    copies.push(x.mul_public_scalar(encode_scaled::<R>(w, g)?));
+                }
+                let all = ArithShare::concat(&copies.iter().collect::<Vec<_>>());
+                trunc_async(b, &all, g).await
+            },
+        )
+        .await?;
+    let mut prev = e0;
+    for (j, &e) in exps.iter().enumerate() {
+        let cj = c.slice(j * n, n)?.reshape(shape.clone())?;
+        let wa: R = encode_scaled(pow2(-prev) - pow2(-e), f as u32)?;
+        let ws: R = encode_scaled(pow2(-prev / 2) - pow2(-e / 2), f as u32)?;
+        a.add_assign(&cj.mul_public_scalar(wa))?;
+        s.add_assign(&cj.mul_public_scalar(ws))?;
+        prev = e;
+    }
+    // x_n = x·2^-e_top + Σ_j c_j·(x·factor_j): exact products of integer bits.
+    let k = exps.len();
+    let bits = c.reshape(Shape::vector(k * n))?;
+    let terms = mul_async(br, &bits, &scaled.slice(n, k * n)?).await?;
+    let mut xn = scaled.slice(0, n)?.reshape(shape.clone())?;
+    for j in 0..k {
+        xn.add_assign(&terms.slice(j * n, n)?.reshape(shape.clone())?)?;
+    }
     Ok(Normalised { xn, a, s })
 }
 
@@ -152,12 +192,34 @@ pub fn reciprocal<R: Ring, T: Transport>(
     lo: i32,
     hi: i32,
 ) -> Result<ArithShare<R>, Error> {
-    let Normalised { xn, a, .. } = normalise(p, x, lo, hi)?;
-    let mut y = piecewise(p, &xn, &polynomial(&RECIP_PIECES))?;
-    let two: R = R::from_u64(2).shl(p.fixed().frac_bits());
-    let e = mul_fixed(p, &xn, &y)?.neg().add_public_scalar(p.id(), two);
-    y = mul_fixed(p, &y, &e)?;
-    mul_fixed(p, &y, &a)
+    p.run(async |br| reciprocal_async(br, x, lo, hi).await)
+}
+
+/// [`reciprocal`] in a [`Branch`].
+pub async fn reciprocal_async<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    lo: i32,
+    hi: i32,
+) -> Result<ArithShare<R>, Error> {
+    let Normalised { xn, a, .. } = normalise(br, x, lo, hi).await?;
+    let y = piecewise_async(br, &xn, &polynomial(&RECIP_PIECES)).await?;
+    let two: R = R::from_u64(2).shl(br.fixed().frac_bits());
+    // (a·y)·(2 − x_n·y): both first products in one round.
+    let n = y.len();
+    let firsts = mul_fixed_async(
+        br,
+        &ArithShare::concat(&[&a, &xn]),
+        &ArithShare::concat(&[&y, &y]),
+    )
+    .await?;
+    let ay = firsts.slice(0, n)?.reshape(y.shape().clone())?;
+    let e = firsts
+        .slice(n, n)?
+        .reshape(y.shape().clone())?
+        .neg()
+        .add_public_scalar(br.id(), two);
+    mul_fixed_async(br, &ay, &e).await
 }
 
 /// `1/√x` for `x ∈ [2^lo, 2^hi)`; see the [module docs](self). Relative error about
@@ -168,15 +230,76 @@ pub fn rsqrt<R: Ring, T: Transport>(
     lo: i32,
     hi: i32,
 ) -> Result<ArithShare<R>, Error> {
-    let Normalised { xn, s, .. } = normalise(p, x, lo, hi)?;
-    let f = p.fixed().frac_bits();
-    let mut y = piecewise(p, &xn, &polynomial(&RSQRT_PIECES))?;
-    let three: R = R::from_u64(3).shl(f);
-    let y2 = mul_fixed(p, &y, &y)?;
-    let e = mul_fixed(p, &xn, &y2)?
-        .neg()
-        .add_public_scalar(p.id(), three);
-    // y·(3 - x·y²)/2: the halving folds into the truncation.
-    y = mul_trunc(p, &y, &e, f + 1)?;
-    mul_fixed(p, &y, &s)
+    p.run(async |br| rsqrt_async(br, x, lo, hi).await)
+}
+
+/// [`rsqrt`] in a [`Branch`].
+pub async fn rsqrt_async<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    lo: i32,
+    hi: i32,
+) -> Result<ArithShare<R>, Error> {
+    let parts = rsqrt_parts(br, x, lo, hi).await?;
+    let e = parts.newton_factor(br, 1.0).await?;
+    let f = br.fixed().frac_bits();
+    // (s·y)·(3 − x_n·y²)/2: the halving folds into the truncation.
+    mul_trunc(br, &parts.sy, &e, f + 1).await
+}
+
+/// `1/√x = (s·y)·(3 − x_n·y²)/2` before its last two product levels, so that a caller
+/// can run its own products beside them (GroupNorm multiplies `s·y` into the
+/// normalised values while the Newton factor is formed).
+pub(crate) struct RsqrtParts<R: Ring> {
+    /// `s·y`, the denormalised initial guess.
+    pub(crate) sy: ArithShare<R>,
+    xn: ArithShare<R>,
+    y2: ArithShare<R>,
+}
+
+impl<R: Ring> RsqrtParts<R> {
+    /// The Newton factor times a public `scale`, `scale·(3 − x_n·y²)` (one product; the
+    /// scale rides in the product's truncation, encoded with 20 fraction bits).
+    pub(crate) async fn newton_factor(
+        &self,
+        br: &mut Branch<'_>,
+        scale: f64,
+    ) -> Result<ArithShare<R>, Error> {
+        const SCALE_BITS: u32 = 20;
+        let f = br.fixed().frac_bits();
+        let three: R = encode_scaled(3.0 * scale, f)?;
+        let c: R = encode_scaled(scale, SCALE_BITS)?;
+        let z: Vec<R> = local_products(&self.xn, &self.y2)
+            .into_iter()
+            .map(|v| v.wrapping_mul(c))
+            .collect();
+        Ok(
+            additive_trunc_async(br, z, self.xn.shape().clone(), f + SCALE_BITS)
+                .await?
+                .neg()
+                .add_public_scalar(br.id(), three),
+        )
+    }
+}
+
+/// Normalisation, the quintic, and `y²` beside `s·y`; see [`RsqrtParts`].
+pub(crate) async fn rsqrt_parts<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    lo: i32,
+    hi: i32,
+) -> Result<RsqrtParts<R>, Error> {
+    let Normalised { xn, s, .. } = normalise(br, x, lo, hi).await?;
+    let y = piecewise_async(br, &xn, &polynomial(&RSQRT_PIECES)).await?;
+    let n = y.len();
+    let shape = y.shape().clone();
+    let firsts = mul_fixed_async(
+        br,
+        &ArithShare::concat(&[&y, &s]),
+        &ArithShare::concat(&[&y, &y]),
+    )
+    .await?;
+    let y2 = firsts.slice(0, n)?.reshape(shape.clone())?;
+    let sy = firsts.slice(n, n)?.reshape(shape)?;
+    Ok(RsqrtParts { sy, xn, y2 })
 }

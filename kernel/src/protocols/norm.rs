@@ -12,21 +12,32 @@
 //! `out = y·rsqrt(var' + max(ε/d², 2^-f))`, which equals `(x - mean)/√(var + ε)` for any
 //! `d ≠ 0` (Song et al., Appendix A): a larger `d` keeps `Σ y²` inside the fixed-point range
 //! for long rows or large activations. The rsqrt range is `[2^-f, 2^13)`: `var/d²` must
-//! stay below 8192. Per element: the centring is free, the scaling by `1/d` (if `d ≠ 1`)
-//! one truncation (18 bytes), the final product 33 bytes; the per-row statistics are
-//! amortised over the row.
+//! stay below 8192 (outside it the result is wrong, nothing is revealed).
+//!
+//! The statistics take as few rounds as the dependencies allow: the mean is one
+//! truncation; `Σ y²` is divided by the power of two `2^q ≥ len` inside its product's
+//! truncation (`v = κ·var'`, `κ = len/2^q`), and the public `√κ` this costs rides in
+//! the Newton factor of [`rsqrt`](super::inverse::rsqrt), whose last products are left
+//! to the caller: GroupNorm multiplies `s·y` by `gamma` beside the Newton factor, then
+//! the two per-channel factors, then each element once; LayerNorm multiplies `y` by
+//! `gamma` beside the whole statistics. Per element: the centring is free, the scaling
+//! by `1/d` (if `d ≠ 1`) one truncation (20 bytes), the final product 36 bytes (LayerNorm
+//! with an affine: 72); the per-row statistics are amortised over the row.
 
 use alloc::vec::Vec;
 
-use super::arith::{local_products, mul_fixed};
-use super::inverse::{reciprocal, rsqrt};
-use super::poly::{approx_compare_bits, encode_scaled, exp, mul_public_scalar_precise};
-use super::reduce::max;
-use super::trunc::additive_trunc;
-use crate::approx::Profile;
+use super::arith::{local_products, mul_fixed_async};
+use super::inverse::{RsqrtParts, reciprocal_async, rsqrt_parts};
+use super::poly::{
+    approx_compare_bits, approximate_async, encode_scaled, mul_public_scalar_precise_async,
+};
+use super::reduce::max_async;
+use super::trunc::additive_trunc_async;
+use crate::approx::{Function, Profile};
 use crate::error::Error;
 use crate::party::Party;
 use crate::ring::Ring;
+use crate::rounds::Branch;
 use crate::shape::Shape;
 use crate::share::ArithShare;
 use crate::transport::Transport;
@@ -60,58 +71,83 @@ pub fn softmax<R: Ring, T: Transport>(
     x: &ArithShare<R>,
     profile: Profile,
 ) -> Result<ArithShare<R>, Error> {
+    p.run(async |br| softmax_async(br, x, profile).await)
+}
+
+/// [`softmax`] in a [`Branch`].
+pub async fn softmax_async<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    profile: Profile,
+) -> Result<ArithShare<R>, Error> {
     let n = x.shape().last_dim();
     if n == 0 || x.is_empty() {
         return Err(Error::InvalidShape("softmax needs a non-empty last axis"));
     }
-    let f = p.fixed().frac_bits();
-    let m = max(p, x, approx_compare_bits::<R>(f))?;
+    let f = br.fixed().frac_bits();
+    let m = max_async(br, x, approx_compare_bits::<R>(f)).await?;
     let m = broadcast(&m, n, x.shape().clone())?;
-    let e = exp(p, &x.sub(&m)?, profile)?;
+    let e = approximate_async(br, &x.sub(&m)?, profile, Function::Exp).await?;
     let sums = row_sums(&e, n)?;
     let hi = (usize::BITS - (n - 1).leading_zeros()) as i32 + 1;
-    let r = reciprocal(p, &sums, -1, hi.min(13))?;
-    mul_fixed(p, &e, &broadcast(&r, n, x.shape().clone())?)
+    let r = reciprocal_async(br, &sums, -1, hi.min(13)).await?;
+    mul_fixed_async(br, &e, &broadcast(&r, n, x.shape().clone())?).await
 }
 
-/// `(x - mean)/√(var + eps)` over consecutive rows of `len` elements, with down-scaling
-/// factor `d` (see the [module docs](self)). Returns the normalised tensor and, per row,
-/// the factor `1/√(var' + ε')` (for callers that fold an affine scale into it).
-fn normalize_rows<R: Ring, T: Transport>(
-    p: &mut Party<T>,
+/// `(x − mean)/d` over consecutive rows of `len` elements (the mean in one truncation,
+/// the down-scaling, if `d ≠ 1`, in another).
+async fn centre<R: Ring>(
+    br: &mut Branch<'_>,
     x: &ArithShare<R>,
     len: usize,
-    eps: f64,
     d: f64,
-) -> Result<(ArithShare<R>, ArithShare<R>), Error> {
+) -> Result<ArithShare<R>, Error> {
     if len == 0 || !x.len().is_multiple_of(len) {
         return Err(Error::InvalidShape(
             "normalisation rows must divide the tensor",
         ));
     }
+    let mean = mul_public_scalar_precise_async(br, &row_sums(x, len)?, 1.0 / len as f64).await?;
+    let centred = x.sub(&broadcast(&mean, len, x.shape().clone())?)?;
+    if d == 1.0 {
+        Ok(centred)
+    } else {
+        mul_public_scalar_precise_async(br, &centred, 1.0 / d).await
+    }
+}
+
+/// Per row of `len` centred values `y`: the [`RsqrtParts`] of `v + κ·ε'`, where
+/// `v = Σ y²/2^q` with `2^q ≥ len` (the division rides in the product's truncation) is
+/// `κ·var'` for `κ = len/2^q ∈ (1/2, 1]`. Since `1/√(var' + ε') = √κ/√(v + κ·ε')`, the
+/// caller passes `√κ` (returned) as the Newton factor's scale.
+async fn variance_parts<R: Ring>(
+    br: &mut Branch<'_>,
+    y: &ArithShare<R>,
+    len: usize,
+    eps: f64,
+    d: f64,
+) -> Result<(RsqrtParts<R>, f64), Error> {
+    let f = br.fixed().frac_bits();
+    let me = br.id();
+    let rows = y.len() / len;
+    let q = usize::BITS - (len - 1).leading_zeros();
+    let kappa = len as f64 / crate::fixed::pow2(q as i32);
+    let ssq = run_sums(&local_products(y, y), len);
+    let v = additive_trunc_async(br, ssq, Shape::vector(rows), f + q).await?;
+    let floor = crate::fixed::pow2(-(f as i32));
+    let eps_enc: R = encode_scaled((kappa * eps / (d * d)).max(floor), f)?;
+    let parts = rsqrt_parts(br, &v.add_public_scalar(me, eps_enc), -(f as i32), 13).await?;
+    Ok((parts, kappa))
+}
+
+/// Checks the normalisation parameters.
+fn check_norm(eps: f64, d: f64) -> Result<(), Error> {
     if !(d.is_finite() && d >= 1.0 && eps.is_finite() && eps >= 0.0) {
         return Err(Error::InvalidParameter(
             "normalisation needs d >= 1 and eps >= 0",
         ));
     }
-    let f = p.fixed().frac_bits();
-    let me = p.id();
-    let rows = x.len() / len;
-    let mean = mul_public_scalar_precise(p, &row_sums(x, len)?, 1.0 / len as f64)?;
-    let centred = x.sub(&broadcast(&mean, len, x.shape().clone())?)?;
-    let y = if d == 1.0 {
-        centred
-    } else {
-        mul_public_scalar_precise(p, &centred, 1.0 / d)?
-    };
-    // Σ y² per row: local products summed, one truncation per row.
-    let ssq = run_sums(&local_products(&y, &y), len);
-    let ssq = additive_trunc(p, ssq, Shape::vector(rows), f)?;
-    let var = mul_public_scalar_precise(p, &ssq, 1.0 / len as f64)?;
-    let floor = crate::fixed::pow2(-(f as i32));
-    let eps_enc: R = encode_scaled((eps / (d * d)).max(floor), f)?;
-    let r = rsqrt(p, &var.add_public_scalar(me, eps_enc), -(f as i32), 13)?;
-    Ok((y, r))
+    Ok(())
 }
 
 /// LayerNorm over the last axis with optional affine parameters `(gamma, beta)` (one per
@@ -124,26 +160,53 @@ pub fn layer_norm<R: Ring, T: Transport>(
     eps: f64,
     d: f64,
 ) -> Result<ArithShare<R>, Error> {
+    p.run(async |br| layer_norm_async(br, x, affine, eps, d).await)
+}
+
+/// [`layer_norm`] in a [`Branch`]: the affine product runs beside the statistics.
+pub async fn layer_norm_async<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    affine: Option<(&ArithShare<R>, &ArithShare<R>)>,
+    eps: f64,
+    d: f64,
+) -> Result<ArithShare<R>, Error> {
+    check_norm(eps, d)?;
     let len = x.shape().last_dim();
-    let (y, r) = normalize_rows(p, x, len, eps, d)?;
-    let out = mul_fixed(p, &y, &broadcast(&r, len, x.shape().clone())?)?;
+    if let Some((g, b)) = affine
+        && (g.len() != len || b.len() != len)
+    {
+        return Err(Error::LengthMismatch {
+            what: "layer_norm affine",
+            expected: len,
+            got: g.len(),
+        });
+    }
+    let f = br.fixed().frac_bits();
+    let y = centre(br, x, len, d).await?;
+    let rows = x.len() / len;
+    let tile = |s: &ArithShare<R>| {
+        let t = |v: &[R]| (0..rows).flat_map(|_| v.iter().copied()).collect();
+        ArithShare::from_components(t(s.this()), t(s.next()), x.shape().clone())
+    };
+    // y·gamma beside the statistics, then one scale per row.
+    let ((parts, kappa), scaled) = br
+        .join(
+            async |a| variance_parts(a, &y, len, eps, d).await,
+            async |b| match affine {
+                Some((g, _)) => mul_fixed_async(b, &y, &tile(g)?).await,
+                None => Ok(y.clone()),
+            },
+        )
+        .await?;
+    let e = parts.newton_factor(br, kappa.sqrt()).await?;
+    // (s·y)·e/2 per row, then one product per element.
+    let r =
+        additive_trunc_async(br, local_products(&parts.sy, &e), e.shape().clone(), f + 1).await?;
+    let out = mul_fixed_async(br, &scaled, &broadcast(&r, len, x.shape().clone())?).await?;
     match affine {
+        Some((_, b)) => out.add(&tile(b)?),
         None => Ok(out),
-        Some((g, b)) => {
-            if g.len() != len || b.len() != len {
-                return Err(Error::LengthMismatch {
-                    what: "layer_norm affine",
-                    expected: len,
-                    got: g.len(),
-                });
-            }
-            let rows = x.len() / len;
-            let tile = |s: &ArithShare<R>| {
-                let t = |v: &[R]| (0..rows).flat_map(|_| v.iter().copied()).collect();
-                ArithShare::from_components(t(s.this()), t(s.next()), x.shape().clone())
-            };
-            mul_fixed(p, &out, &tile(g)?)?.add(&tile(b)?)
-        }
     }
 }
 
@@ -161,6 +224,21 @@ pub fn group_norm<R: Ring, T: Transport>(
     eps: f64,
     d: f64,
 ) -> Result<ArithShare<R>, Error> {
+    p.run(async |br| group_norm_async(br, x, groups, gamma, beta, eps, d).await)
+}
+
+/// [`group_norm`] in a [`Branch`].
+#[allow(clippy::too_many_arguments)]
+pub async fn group_norm_async<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    groups: usize,
+    gamma: &ArithShare<R>,
+    beta: &ArithShare<R>,
+    eps: f64,
+    d: f64,
+) -> Result<ArithShare<R>, Error> {
+    check_norm(eps, d)?;
     let dims = x.shape().dims();
     if dims.len() != 4 {
         return Err(Error::InvalidShape("group_norm takes an NCHW tensor"));
@@ -176,20 +254,38 @@ pub fn group_norm<R: Ring, T: Transport>(
             got: gamma.len(),
         });
     }
+    let f = br.fixed().frac_bits();
     let cg = c / groups;
-    let (y, r) = normalize_rows(p, x, cg * hw, eps, d)?;
-    // Per (batch, channel): r of its group times gamma.
-    let pick = |s: &[R]| {
-        (0..nb * c)
-            .map(|i| s[(i / c) * groups + (i % c) / cg])
-            .collect()
+    let y = centre(br, x, cg * hw, d).await?;
+    let (parts, kappa) = variance_parts(br, &y, cg * hw, eps, d).await?;
+    // Per (batch, channel): the value of its group.
+    let pick = |s: &ArithShare<R>| {
+        let sel = |v: &[R]| {
+            (0..nb * c)
+                .map(|i| v[(i / c) * groups + (i % c) / cg])
+                .collect()
+        };
+        ArithShare::from_components(sel(s.this()), sel(s.next()), Shape::vector(nb * c))
     };
-    let r_nc = ArithShare::from_components(pick(r.this()), pick(r.next()), Shape::vector(nb * c))?;
     let tile = |s: &ArithShare<R>| {
         let t = |v: &[R]| (0..nb).flat_map(|_| v.iter().copied()).collect();
         ArithShare::from_components(t(s.this()), t(s.next()), Shape::vector(nb * c))
     };
-    let scale = mul_fixed(p, &r_nc, &tile(gamma)?)?;
-    let out = mul_fixed(p, &y, &broadcast(&scale, hw, x.shape().clone())?)?;
+    // (s·y)·gamma beside the Newton factor, then their product halved, then one product
+    // per element.
+    let (sg, e) = br
+        .join(
+            async |a| mul_fixed_async(a, &pick(&parts.sy)?, &tile(gamma)?).await,
+            async |b| parts.newton_factor(b, kappa.sqrt()).await,
+        )
+        .await?;
+    let scale = additive_trunc_async(
+        br,
+        local_products(&sg, &pick(&e)?),
+        sg.shape().clone(),
+        f + 1,
+    )
+    .await?;
+    let out = mul_fixed_async(br, &y, &broadcast(&scale, hw, x.shape().clone())?).await?;
     out.add(&broadcast(&tile(beta)?, hw, x.shape().clone())?)
 }

@@ -10,12 +10,13 @@
 
 use alloc::vec::Vec;
 
-use super::arith::mul;
-use super::compare::msb_bits;
-use super::select::b2a;
+use super::arith::mul_async;
+use super::compare::msb_bits_async;
+use super::select::b2a_async;
 use crate::error::Error;
 use crate::party::Party;
 use crate::ring::Ring;
+use crate::rounds::Branch;
 use crate::shape::Shape;
 use crate::share::ArithShare;
 use crate::transport::Transport;
@@ -29,8 +30,8 @@ fn gather<R: Ring>(s: &ArithShare<R>, idx: &[usize]) -> ArithShare<R> {
 
 /// Row maxima (and, with `with_index`, the first index of each) of `x` viewed as rows of
 /// its last dimension.
-fn tournament<R: Ring, T: Transport>(
-    p: &mut Party<T>,
+async fn tournament<R: Ring>(
+    p: &mut Branch<'_>,
     x: &ArithShare<R>,
     bits: u32,
     with_index: bool,
@@ -58,20 +59,20 @@ fn tournament<R: Ring, T: Transport>(
         }
         let (a, b) = (gather(&vals, &left), gather(&vals, &right));
         // c = [a < b]: take b only when strictly larger (ties keep the earlier index).
-        let c = msb_bits(p, &a.sub(&b)?, bits)?;
-        let c = b2a::<R, T>(p, &c, Shape::vector(a.len()))?;
+        let c = msb_bits_async(p, &a.sub(&b)?, bits).await?;
+        let c = b2a_async::<R>(p, &c, Shape::vector(a.len())).await?;
         let (win_v, win_i) = if with_index {
             let (ia, ib) = (gather(&index, &left), gather(&index, &right));
             let cc = ArithShare::concat(&[&c, &c]);
             let d = ArithShare::concat(&[&b.sub(&a)?, &ib.sub(&ia)?]);
-            let prod = mul(p, &cc, &d)?;
+            let prod = mul_async(p, &cc, &d).await?;
             let k = a.len();
             (
                 a.add(&prod.slice(0, k)?)?,
                 Some(ia.add(&prod.slice(k, k)?)?),
             )
         } else {
-            (a.add(&mul(p, &c, &b.sub(&a)?)?)?, None)
+            (a.add(&mul_async(p, &c, &b.sub(&a)?).await?)?, None)
         };
         // Reassemble rows of length ceil(m/2): winners, then the odd element.
         let next_m = m.div_ceil(2);
@@ -125,7 +126,16 @@ pub fn max<R: Ring, T: Transport>(
     x: &ArithShare<R>,
     bits: u32,
 ) -> Result<ArithShare<R>, Error> {
-    Ok(tournament(p, x, bits, false)?.0)
+    p.run(async |br| max_async(br, x, bits).await)
+}
+
+/// [`max`] in a [`Branch`].
+pub async fn max_async<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    bits: u32,
+) -> Result<ArithShare<R>, Error> {
+    Ok(tournament(br, x, bits, false).await?.0)
 }
 
 /// Maximum and the first index attaining it (an integer share, not fixed point) along
@@ -135,6 +145,6 @@ pub fn argmax<R: Ring, T: Transport>(
     x: &ArithShare<R>,
     bits: u32,
 ) -> Result<(ArithShare<R>, ArithShare<R>), Error> {
-    let (v, i) = tournament(p, x, bits, true)?;
+    let (v, i) = p.run(async |br| tournament(br, x, bits, true).await)?;
     Ok((v, i.ok_or(Error::Inconsistent("argmax lost its index"))?))
 }

@@ -48,7 +48,8 @@
 //!
 //! # The masking lemma, and why everything composes
 //!
-//! Every message a server receives, in every protocol below, has the form
+//! Every message a server receives, in every protocol below (set-up and the openings
+//! aside, which exchange keys and reveal values by design), has the form
 //! `M = c + ρ` (or `c ⊕ ρ`) where `c` is computed by the sender and `ρ` is a fresh output
 //! of a stream the receiver does not hold; where several messages to one receiver share
 //! a mask, the map from the receiver's unknown masks to those messages is a bijection
@@ -96,11 +97,11 @@
 //! | `output_to_client` | 1 | servers: as `reshare`; user: three pairs of a fresh sharing | servers: as `reshare`; user: `F(k_0)`, `F(k_2)` | any |
 //! | `open_to` | 1 | `to`: the component it lacks | none: reveals `x` to `to` by design (tests only) | any |
 //! | `and` (per level) | 1 | `P_i` from `P_{i+1}`: `z_{i+1} ⊕ α_{i+1}` | `F(k_{i+2})`, stream of `P_i`'s two peers | any |
-//! | `msb_bits`, `msb`, `a2b` | `2 + ⌈log2(bits−1)⌉`; 8; 8 | `L+1` from `L`: `S ⊕ r`; then one `and` message per level | `r`, stream of `L, L+2`; then as `and` | `msb_bits`: `|x| < 2^(bits−1)`; others exact |
-//! | `b2a` | 2 | `L+2`: `a − r` from `L` and `±r − σ` from `L+1`; `L+1`: `t2 − ρ` from `L+2`; `L`: nothing | `r, σ`, stream of `L, L+1`; `ρ`, stream of `L, L+2` | any bit |
-//! | `trunc` | 2 | `L+1`: `C, v` from `L` and `u` from `L+2`; `L`: `D` from `L+1`; `L+2`: nothing | `ρ, s, t`, stream of `L, L+2`; `μ`, stream of `L+1, L+2` | `x ∈ [−2^(k−2), 2^(k−2))` |
-//! | `additive_trunc` | 3 | as `trunc`, plus the swap: `L+1` and `L+2` each get the other's masked summand | `F(k_L)` for `L+1`; `F(k_{L+1})` for `L+2` | the *sum* in the truncation range |
-//! | `piecewise` | see `poly` | the union of its `msb_bits`, `b2a`, truncations and products | as those | `|x| < 2^13`, result below `2^14` |
+//! | `msb_bits`, `msb`, `a2b` | `2 + ⌈log2(bits−1)⌉`; 8; 8 | `L+1` from `L`: `S ⊕ r`; then one `and` message per level | `r`, stream of `L, L+2`; then as `and` | `msb_bits`: `abs(x) < 2^(bits−1)`; others exact |
+//! | `b2a` | 2 | `L+2`: `a − r` from `L` and `±r − σ` from `L+1`; `L+1`: `t_2 − ρ` from `L+2`; `L`: nothing | `r, σ`, stream of `L, L+1`; `ρ`, stream of `L, L+2` | any bit |
+//! | `trunc` | 2 | `L+1`: `T0 − ρ`, `p'` from `L` and `t2` from `L+2`; `L`: `e1` from `L+1` and `e2` from `L+2`; `L+2`: nothing | `ρ, s, λ`, stream of `L, L+2`; `μ, ν`, stream of `L+1, L+2` | `x ∈ [−2^(k−2), 2^(k−2))` |
+//! | `additive_trunc` | 2 | as `trunc`, plus the swap: `L+1` and `L+2` each get the other's masked summand | as `trunc`; `F(k_L)` for `L+1`, `F(k_{L+1})` for `L+2` | the *sum* in the truncation range |
+//! | `piecewise` | see `poly` | the union of its `msb_bits`, `b2a`, truncations and products | as those | `abs(x) < 2^13`, result below `2^14` |
 //! | `reciprocal`, `rsqrt`, `softmax`, norms, `max` | see their modules | unions of the above | as those | see below |
 //!
 //! # Set-up and PRSS (`Party::setup`, `prss`)
@@ -153,8 +154,9 @@
 //!
 //! **`output_to_client`** (current behaviour: the output is re-randomised).
 //! **(a)** One server round, then delivery. Each `P_i` adds `α_i` to its component `x_i`
-//! and reshares exactly like `reshare`: it receives `z'_{i+1} = x_{i+1} + F(k_{i+1}) −
-//! F(k_{i+2})` from `P_{i+1}`. It hands the user the pair `(z'_i, z'_{i+1})`.
+//! and reshares exactly like `reshare`: it receives
+//! `z'_{i+1} = x_{i+1} + F(k_{i+1}) − F(k_{i+2})` from `P_{i+1}`. It hands the user the
+//! pair `(z'_i, z'_{i+1})`.
 //! **(b)** Servers: as `reshare` (mask `F(k_{i+2})`). User: it receives
 //! `z'_0 = x_0 + F(k_0) − F(k_1)`, `z'_1 = x_1 + F(k_1) − F(k_2)` and
 //! `z'_2 = y − z'_0 − z'_1` (each twice, from the two servers holding it). It holds no
@@ -237,42 +239,49 @@
 //! integers in `[0, 2^k)`), with `x' < 2^(k−1)`. If neither top bit is set,
 //! `A' + B' < 2^k` and `w = 0`. If one is, `A' + B' ≥ 2^(k−1) > x'`, so the sum is not
 //! `x'` itself and must be `x' + 2^k`: `w = 1`. Hence `w = msb(A') ∨ msb(B')`.
-//! *Rounding:* let `a = A' mod 2^m`, `b = B' mod 2^m`, `r = x mod 2^m`
-//! (`= x' mod 2^m` as `m ≤ k−2`). Then `a + b ∈ {r, r + 2^m}`, the low carry is
-//! `δ = [a + b ≥ 2^m] = [b > r] = [a > r]`, and the result is `floor(x/2^m) + e` with
-//! `e = 1 − δ = [b ≤ r]`. Because `ζ` is uniform and independent of `B` and `x`, `b` is
-//! uniform and `P(e = 1) = (r + 1)/2^m` — unbiased stochastic rounding even where `B` is
-//! not uniform (an owner-led input has a zero component, a public value or a product
-//! with a public power of two has structured components; before `ζ` such inputs always
-//! rounded the same way).
+//! *Rounding:* let `a_m = A' mod 2^m`, `b_m = B' mod 2^m`, `r = x mod 2^m`
+//! (`= x' mod 2^m` as `m ≤ k−2`). Then `a_m + b_m ∈ {r, r + 2^m}`, the low carry is
+//! `δ = [a_m + b_m ≥ 2^m] = [b_m > r] = [a_m > r]`, and the result is
+//! `floor(x/2^m) + e` with `e = 1 − δ = [b_m ≤ r]`. Because `ζ` is uniform and
+//! independent of `B` and `x`, `b_m` is uniform and `P(e = 1) = (r + 1)/2^m` — unbiased
+//! stochastic rounding even where `B` is not uniform (an owner-led input has a zero
+//! component, a public value or a product with a public power of two has structured
+//! components; before `ζ` such inputs always rounded the same way).
 //!
-//! **(a) Messages.** With `s, t, ρ` drawn from the stream of `P0, P2` and `μ` from the
-//! stream of `P1, P2` (`s, t, μ` reduced mod `2^m`):
+//! **(a) Messages.** Write `U = 2^(k−m)`, `p = msb(A')` (known to `P0`) and
+//! `q = msb(B')` (known to `P1` and `P2`; the module docs call them `a` and `b`), so
+//! that `w = p + q − p·q`. `P0` and `P2` draw `s`, `ρ`, `λ` from their stream; `P1` and
+//! `P2` draw `μ`, `ν` from theirs (`s, λ, μ, ν` are used mod `2^m`, and every packed
+//! value below is mod `2^m`, in `⌈m/8⌉` bytes).
 //! - (additive input only, round 1) `P1` and `P2` swap their re-randomised summands:
 //!   `P1` receives `z_2 + α_2`, `P2` receives `z_1 + α_1`;
-//! - (round 1) `P0 → P1`: `C = (A' >> m) − s·2^(k−m) − ρ − (2^(k−2−m) − 1)` (one ring
-//!   element) and `v = msb(A') − s + t mod 2^m` (packed in `⌈m/8⌉` bytes);
-//! - (round 1; round 2 for an additive input, since `P2` needs `B'`) `P2 → P1`:
-//!   `u = 1 − s` if `msb(B')` else `t` (mod `2^m`);
-//! - (round 2; round 3) `P1 → P0`: `D = m_b + μ mod 2^m`, where `m_b = u` if `msb(B')`
-//!   else `v − u`, so that `m_b = w − s mod 2^m`;
+//! - (round 1) `P0 → P1`: `T0 − ρ` (one ring element), where
+//!   `T0 = (A' >> m) − p·U − (2^(k−2−m) − 1)`, and `p' = p + s` (packed);
+//! - (round 1; round 2 for an additive input, since `P2` needs `B'`) `P2 → P0`:
+//!   `e2 = ν − q·s`, and `P2 → P1`: `t2 = λ − q·s`;
+//! - (round 2) `P1 → P0`: `e1 = −q·(1 − p') − μ − ν`;
 //! - `P2` receives nothing else.
 //!
+//! The cross term of `w` is thus split without any exchange between the two bit
+//! holders: `p·q = q·p' − q·s`, the first term computable by `P1`, the second by `P2`.
+//!
 //! **(b) Views.**
-//! - `P1` receives from both peers. `C` is masked by `ρ` (stream of `P0, P2`, unknown
-//!   to `P1`). `P1` knows `b = msb(B')`; for `b = 0`, `(v, u) = (msb(A') − s + t, t)`,
-//!   for `b = 1`, `(v, u) = (msb(A') − s + t, 1 − s)`: in both cases `(s, t) ↦ (v, u)` is
-//!   a bijection of `(Z_{2^m})^2`, so `v` (from `P0`) and `u` (from `P2`) are jointly
-//!   uniform although both depend on `s` or `t`. `ρ`, `s`, `t` are distinct positions
-//!   of the stream, hence independent, so `(C, v, u)` is jointly uniform. For an
-//!   additive input the swapped `z_2 + α_2` is masked by `F(k_0)` inside `α_2`, again
-//!   the stream of `P0, P2`, at yet other positions. `P1` never learns `msb(A')` or `w`.
-//!   Note that `ζ` is known to `P1` and hides nothing from it: without `ρ`, `C` would
-//!   reveal bits `m … k−1` of `A'`, hence (knowing `ζ` and `x_1`) the high bits of `x_0`
-//!   and of `x`.
-//! - `P0` receives `D = w − s + μ mod 2^m` only. It knows `s`; `μ` (stream of `P1, P2`,
-//!   unknown to `P0`) hides `w`, which would otherwise reveal `msb(B')` whenever
-//!   `msb(A') = 0`.
+//! - `P1` receives `T0 − ρ` and `p'` from `P0` and `t2` from `P2`. `T0 − ρ` is masked by
+//!   `ρ`, `p'` by `s` and `t2` by `λ`, all three from the stream of `P0, P2`, unknown to
+//!   `P1`, at distinct positions. `p'` (from `P0`) and `t2` (from `P2`) both involve `s`,
+//!   but `P1` knows `q` and the map `(s, λ) ↦ (p + s, λ − q·s)` is a bijection of
+//!   `(Z_{2^m})^2` for either value of `q`: the two messages from different peers are
+//!   jointly uniform. For an additive input the swapped `z_2 + α_2` is masked by `F(k_0)`
+//!   inside `α_2`, again the stream of `P0, P2`, at yet other positions. `P1` never
+//!   learns `p` or `w`. `ζ` is known to `P1` and hides nothing from it: without `ρ`,
+//!   `T0 − ρ` would reveal bits `m … k−1` of `A'`, hence (knowing `ζ` and `x_1`) the high
+//!   bits of `x_0` and of `x`.
+//! - `P0` receives `e1` from `P1` and `e2` from `P2`. It knows `s` and `p'`; `μ` and
+//!   `ν` (stream of `P1, P2`, unknown to `P0`) make `(μ, ν) ↦ (e1, e2)` a bijection, so
+//!   the pair is jointly uniform. The joint view is what matters here: each message
+//!   alone is masked (`e2` by `ν`, `e1` by `μ` and `ν`), but their sum
+//!   `e1 + e2 = −q·(1 − p) − μ` is masked by `μ` only; without `μ` it would reveal `q`
+//!   wherever `p = 0`.
 //! - `P2` receives nothing in the core; for an additive input, `z_1 + α_1`, masked by
 //!   `F(k_1)` inside `α_1` (stream of `P0, P1`, unknown to `P2`).
 //!
@@ -282,32 +291,35 @@
 //! products to the sum. Outside the range `x'` is not in `[0, 2^(k−1))`, the identity
 //! `w = msb(A') ∨ msb(B')` can fail, and the result is off by `2^(k−m)` (mod `2^k`): a
 //! large error, with a probability that depends on `x` and on the uniform `A'`. The view
-//! is unchanged, since every message is masked by `ρ`, `s`, `t`, `μ` or a zero share
+//! is unchanged, since every message is masked by `ρ`, `s`, `λ`, `μ`, `ν` or a zero share
 //! whatever `A'` and `B'` are: a wrong result, never a leak.
 //!
-//! **(d) Output.** `y_0 = ρ`, a fresh PRF output of the stream of `P0, P2` (held by `P0`
-//! and `P2`); `y_2 = (B' >> m) + μ·2^(k−m)` (held by `P1` and `P2`), whose top `m` bits
-//! are fresh (`μ`) and whose low bits `B' >> m` both holders know already;
-//! `y_1 = C − D·2^(k−m)` (held by `P0` and `P1`) completes the sum. `P1` lacks `ρ`; `P0`
-//! lacks `y_2`, hidden by `B'` and `μ`; `P2` knows `ρ` and `μ` but its two components
-//! are a fresh value and one built from its own `B'` and `μ`, and it lacks `y_1`, which
-//! contains the lead's `A' >> m`. Each party's components are functions of its inputs,
-//! fresh PRF outputs and the uniform messages it received, so the masking lemma carries
-//! over to whatever protocol comes next.
+//! **(d) Output.** `y_0 = ρ − λ·U`, a fresh PRF value of the stream of `P0, P2` (held by
+//! `P0` and `P2`); `y_2 = (B' >> m) + μ·U` (held by `P1` and `P2`), whose top `m` bits
+//! are fresh (`μ`) and whose low bits `B' >> m` both holders know already; and
+//! `y_1 = (T0 − ρ) + (e1 + e2 + λ)·U` as `P0` computes it,
+//! `= (T0 − ρ) + (t2 − q·(1 − p') − μ)·U` as `P1` does (held by both). The sum is
+//! `(A' >> m) + (B' >> m) − w·U − (2^(k−2−m) − 1) = floor(x/2^m) + e`. `P1` lacks
+//! `y_0` (`ρ`, `λ`); `P0` lacks `y_2`, hidden by `B'` and `μ`; `P2` knows `ρ`, `λ`, `μ`
+//! but lacks `y_1`, which contains the lead's `A' >> m`. Each party's components are
+//! functions of its inputs, fresh PRF outputs and the uniform messages it received, so
+//! the masking lemma carries over to whatever protocol comes next.
 //!
-//! **Remaining caveat: the rounding bit is known to the servers.** `e = [b ≤ r] = [a ≤ r]`
-//! is a deterministic function of `x` and of *either* side of the split: the pair knows
-//! `b = B' mod 2^m`, the lead knows `a = A' mod 2^m`. Both are uniform and independent
-//! of `x`, so this costs nothing as long as no server sees anything that depends on the
-//! result in the clear. But a truncated value `y` opened to a server would reveal, beyond
-//! `y` itself, the comparison bit of `x mod 2^m` against the offset that server knows
-//! (equivalently, `x ∈ [2^m·(y−1) + b, 2^m·y + b)` exactly, instead of the triangular
-//! spread that a private coin would give). Formally the protocol realises stochastic
-//! rounding whose uniform offset is disclosed to the adversary. The protocols never open
-//! truncated values to servers; the only output goes to the user, who knows neither `a`
-//! nor `b`, so for the user the rounding is ordinary stochastic rounding. A user who
-//! colluded with a server would learn these comparison bits of intermediate values; that
-//! collusion is outside the model.
+//! **Remaining caveat: the rounding bit is known to the servers.**
+//! `e = [b_m ≤ r] = [a_m ≤ r]` is a deterministic function of `x` and of *either* side
+//! of the split: the pair knows `b_m = B' mod 2^m`, the lead knows `a_m = A' mod 2^m`.
+//! Both are uniform and independent of `x`, so this costs nothing as long as no server
+//! sees anything that depends on the result in the clear. But a truncated value `y`
+//! opened to a server would reveal, beyond `y` itself, the comparison bit of
+//! `x mod 2^m` against the offset `c` that server knows (`c = b_m` for the pair,
+//! `c = a_m` for the lead): it would learn `x ∈ [2^m·(y−1) + c, 2^m·y + c)` exactly,
+//! where a private coin leaves a triangular spread over `[2^m·(y−1), 2^m·(y+1))`.
+//! Formally the protocol realises stochastic rounding whose uniform offset is disclosed
+//! to the adversary. The protocols never open truncated values to servers; the only
+//! output goes to the user, who knows neither `a_m` nor `b_m`, so for the user the
+//! rounding is ordinary stochastic rounding. A user who colluded with a server would
+//! learn these comparison bits of intermediate values; that collusion is outside the
+//! model.
 //!
 //! # Piecewise polynomials (`poly`)
 //!
@@ -345,11 +357,13 @@
 //! # Compositions (`select`, `reduce`, `inverse`, `norm`)
 //!
 //! `select`, `relu` and `clamp` are `msb` + `b2a` + `mul`; `max`/`argmax` are levels of
-//! `msb_bits` + `b2a` + `mul`; `reciprocal`/`rsqrt` are `msb_bits` + `b2a` (the
-//! normalisation factors are linear in the bits), `mul_fixed`, `piecewise` and Newton
-//! steps of `mul_fixed`/`additive_trunc`; `softmax`, `layer_norm` and `group_norm` add
-//! public-constant truncations and local sums. None sends a message of its own, none
-//! branches on a secret, so by the masking lemma their views are uniform.
+//! `msb_bits` + `b2a` + `mul`; `reciprocal`/`rsqrt` are comparisons (`msb_bits` +
+//! `b2a`, the normalisation factors being linear in the bits), truncations of public
+//! multiples of `x`, exact ring products of bits and values, `piecewise` and Newton
+//! steps of products with fused truncation; `softmax`, `layer_norm` and `group_norm` add
+//! public-constant truncations and local sums. They send no message of their own (only
+//! the protocols above talk, possibly side by side in merged rounds) and none branches
+//! on a secret, so by the masking lemma their views are uniform.
 //!
 //! Their ranges are those of their parts, stated in their modules: `reciprocal`/`rsqrt`
 //! need `x ∈ [2^lo, 2^hi)` with `−f ≤ lo < hi ≤ 13` (comparisons of width `f + hi + 1`);
