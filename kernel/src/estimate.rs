@@ -93,7 +93,7 @@ pub fn share_input(n: usize) -> Estimate {
     est(B * n as u64, 1)
 }
 
-/// [`trunc`](crate::protocols::trunc) by `bits` of a replicated input.
+/// [`trunc`](crate::protocols::trunc()) by `bits` of a replicated input.
 pub fn trunc(n: usize, bits: u32) -> Estimate {
     if bits == 0 {
         return FREE;

@@ -11,7 +11,7 @@
 //!
 //! A third key `k_c`, known to all three parties, drives a *common* stream: values every
 //! party knows but that are fixed by no share and by no single party (truncation draws
-//! its rounding offset from it, see [`trunc`](crate::protocols::trunc)). It is public
+//! its rounding offset from it, see [`trunc`](crate::protocols::trunc())). It is public
 //! among the servers, so it never masks anything.
 //!
 //! Both parties of a pair must draw the same amounts in the same order; every protocol

@@ -21,7 +21,7 @@
 //! rule protocol code keeps: **a message sent in round `r` is received in round `r`**
 //! (register the receive before the round ends; a party idle in a round awaits
 //! [`Branch::next_round`]). A mistake shows as a
-//! [`TransportError::Desync`](crate::error::TransportError::Desync) or a failed test,
+//! [`TransportError::Desync`] or a failed test,
 //! never as a hang, since every receive has the transport's timeout.
 //!
 //! Branches draw correlated randomness from their own PRSS streams

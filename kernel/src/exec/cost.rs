@@ -1,5 +1,5 @@
 //! The cost model of a secure forward: bytes and rounds per layer from the graph and the
-//! shapes alone (the [`estimate`](crate::estimate) functions, one per protocol), no
+//! shapes alone (the [`estimate`] functions, one per protocol), no
 //! arithmetic and no messages. The kernel's `exec` test and the bench crate's
 //! `cost_model` test check it against the measured counters of the
 //! [`SecureBackend`](super::SecureBackend), exactly.

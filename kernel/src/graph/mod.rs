@@ -1,6 +1,6 @@
 //! Model graphs: a list of ops in evaluation order, each producing one value, with named
 //! weights. Written once per architecture and evaluated by every backend through
-//! [`run`](crate::backend::run).
+//! [`run`](crate::exec::run).
 //!
 //! Values are NCHW feature maps `(B, C, H, W)` or vectors `(B, N)`; shapes recorded here
 //! exclude the batch axis. Weights are referred to by name and stored in the *canonical*

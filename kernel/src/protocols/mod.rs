@@ -38,6 +38,7 @@ pub mod inverse;
 pub mod norm;
 pub mod poly;
 pub mod reduce;
+pub mod security;
 pub mod select;
 pub mod trunc;
 

@@ -2,9 +2,9 @@
 //! "Secure Inference for Diffusion Models via Unconditional Scores" (Song et al.).
 //!
 //! **Softmax** (CipherDM's recipe, the stabilisation of Song et al.): subtract the row
-//! maximum ([`max`]), exponentiate with a profile's exp (entries below its
+//! maximum ([`max`](super::max)), exponentiate with a profile's exp (entries below its
 //! cut-off become exactly zero), sum each row locally, take *one*
-//! [`reciprocal`] per row and multiply. Row sums lie in
+//! [`reciprocal`](super::reciprocal) per row and multiply. Row sums lie in
 //! `[e(0), n]` (`e(0) ≈ 0.95` for CipherDM's exp), so the reciprocal range is
 //! `[2^-1, 2^(ceil(log2 n) + 1))`. Input range: `|x| < 2^12`.
 //!

@@ -4,7 +4,7 @@
 //! # Piecewise evaluation
 //!
 //! With breaks `t_1 < … < t_J` and pieces `P_0 … P_J`, let `c_j = [x < t_j]` (one
-//! [`msb_bits`] call over all `J·n` differences `x - t_j`, then one [`b2a`]). Then
+//! [`msb_bits`](super::msb_bits) call over all `J·n` differences `x - t_j`, then one [`b2a`](super::b2a)). Then
 //!
 //! `f(x) = P_J(v) + Σ_j c_j · (P_{j-1}(v) - P_j(v))`
 //!
@@ -69,7 +69,7 @@ pub fn encode_scaled<R: Ring>(v: f64, bits: u32) -> Result<R, Error> {
 /// than `f`), so that constants such as `1/7` keep their precision. Requires
 /// `|c·x| < 2^13`.
 ///
-/// Cost: 2 rounds, as [`trunc`] by `g` bits (18 bytes per element in `Z_{2^64}`).
+/// Cost: 2 rounds, as [`trunc`](super::trunc()) by `g` bits (18 bytes per element in `Z_{2^64}`).
 pub fn mul_public_scalar_precise<R: Ring, T: Transport>(
     p: &mut Party<T>,
     x: &ArithShare<R>,
@@ -90,7 +90,7 @@ pub async fn mul_public_scalar_precise_async<R: Ring>(
 }
 
 /// `v^i` for every `i` with `needed[i]` (and the intermediate powers they need), in
-/// `ceil(log2 d)` levels of one batched [`mul_fixed`] each: `v^i = v^a · v^(i-a)` with
+/// `ceil(log2 d)` levels of one batched [`mul_fixed`](super::mul_fixed) each: `v^i = v^a · v^(i-a)` with
 /// `a` the largest power of two below `i`. Entry `i` of the result is `Some` for every
 /// computed power; `v^1` is `v` itself.
 ///
@@ -173,7 +173,7 @@ pub fn power_levels(needed: &[bool]) -> Vec<Vec<usize>> {
 
 /// `[x < t_j]` as integer shares for every public threshold `t_j` (ring-encoded) and
 /// every element, threshold-major (`t_0` for all elements, then `t_1`, …): one
-/// [`msb_bits`] call of width `width` over all differences, one [`b2a`] call.
+/// [`msb_bits`](super::msb_bits) call of width `width` over all differences, one [`b2a`](super::b2a) call.
 pub fn below_thresholds<R: Ring, T: Transport>(
     p: &mut Party<T>,
     x: &ArithShare<R>,
@@ -412,7 +412,7 @@ async fn paterson_stockmeyer<R: Ring>(
 /// for Diffusion Models via Unconditional Scores" (Song et al.), `s = 8`, cutoff -14). For
 /// `x ≤ 0`.
 ///
-/// Cost: one comparison (7 rounds, 39 bytes), [`b2a`] (2, 24), a truncation by `s` bits
+/// Cost: one comparison (7 rounds, 39 bytes), [`b2a`](super::b2a) (2, 24), a truncation by `s` bits
 /// (2, 17), the selection product (1, 24) and `s` squarings (3 rounds, 33 bytes each).
 pub fn compound_exp<R: Ring, T: Transport>(
     p: &mut Party<T>,

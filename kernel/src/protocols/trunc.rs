@@ -24,9 +24,12 @@
 //! wraps; if exactly one is, a sum below `2^k` would have its top bit set, so it wraps
 //! too). That holds for *any* split, so before anything else the parties move a common
 //! uniform `ζ` (PRSS, known to all three) across it: `A ← A + ζ`, `B ← B − ζ`. The
-//! rounding carry `δ` is then a function of `x` and `ζ` alone, so rounding is unbiased
-//! however `x` is shared (owner-led inputs, public values, products with a public power
-//! of two).
+//! rounding carry `δ = [B mod 2^m > x' mod 2^m]` then has, over `ζ`, the same
+//! distribution whatever `B` is, so rounding is unbiased however `x` is shared
+//! (owner-led inputs, public values, products with a public power of two). Every server
+//! can compute `δ` from `x` (both `A` and `B` determine it), so a truncated value must
+//! never be opened to a server: the protocols open truncated values only to the user,
+//! after [`output_to_client`](super::output_to_client) re-randomises them.
 //!
 //! Only `w mod 2^m` matters (it is multiplied by `U`). With `a = msb(A)` at `P0` and
 //! `b = msb(B)` at `P1`, `P2`: `w = a + b − a·b`, and the cross term is split without
