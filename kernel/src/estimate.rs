@@ -233,16 +233,29 @@ pub fn approximate(
     })
 }
 
-/// [`max`](crate::protocols::max) along rows of length `len` (comparison width `bits`).
+/// [`max`](crate::protocols::max) along rows of length `len` (comparison width `bits`;
+/// for the softmax's upper bound, the width after the dropped bits).
 pub fn max(rows: usize, len: usize, bits: u32) -> Estimate {
     let mut total = FREE;
     let mut m = len;
     while m > 1 {
-        let pairs = rows * (m / 2);
-        total += msb_bits(pairs, bits) + b2a(pairs) + mul(pairs);
-        m = m.div_ceil(2);
+        let g = m.div_ceil(4);
+        let gn = rows * g;
+        let words = gn.div_ceil(64);
+        let block = 64 * words;
+        total += msb_bits(6 * block, bits)
+            + and(4 * words)
+            + and(4 * words)
+            + b2a(4 * block)
+            + mul(4 * gn);
+        m = g;
     }
     total
+}
+
+/// [`and`](crate::protocols::boolean::and) of `words` 64-gate words.
+pub fn and(words: usize) -> Estimate {
+    est(3 * 8 * words as u64, 1)
 }
 
 /// Number of powers of four strictly inside `(2^lo, 2^hi)` used by the normalisation.
@@ -293,9 +306,10 @@ pub fn rsqrt(n: usize, lo: i32, hi: i32, f: u32) -> Estimate {
 /// [`softmax`](crate::protocols::softmax) over `rows` rows of length `len`.
 pub fn softmax(rows: usize, len: usize, profile: Profile, f: u32) -> Result<Estimate, Error> {
     let hi = (usize::BITS - (len - 1).leading_zeros()) as i32 + 1;
-    Ok(max(rows, len, approx_compare_bits(f))
+    let width = approx_compare_bits(f) - crate::protocols::norm::softmax_drop(f);
+    Ok(max(rows, len, width)
         + approximate(rows * len, profile, Function::Exp, f)?
-        + reciprocal(rows, -1, hi.min(13), f)
+        + reciprocal(rows, -2, hi.min(13), f)
         + mul_fixed(rows * len, f))
 }
 
@@ -356,8 +370,14 @@ pub fn attention(
     profile: Profile,
     f: u32,
 ) -> Result<Estimate, Error> {
-    Ok(trunc(nb * c * nq, f)
-        + mul_fixed(nb * heads * nq * nk, f)
+    let d = c.checked_div(heads).unwrap_or(0);
+    let scale = match crate::nn::score_shift(d) {
+        Some(_) => FREE,
+        None => trunc(nb * c * nq, f),
+    };
+    let shift = crate::nn::score_shift(d).unwrap_or(0);
+    Ok(scale
+        + additive_trunc(nb * heads * nq * nk, f + shift)
         + softmax(nb * heads * nq, nk, profile, f)?
         + mul_fixed(nb * c * nq, f))
 }

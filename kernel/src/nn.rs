@@ -67,6 +67,12 @@ impl ConvGeometry {
 
 /// `√x` of a public `x ≥ 1` without `std` (Newton from above; exact to the last bit
 /// or so for the head widths attention uses).
+/// `log2 √d` when `√d` is a power of two (the attention scale then folds into the scores'
+/// truncation), else `None`. Shared with the cost model.
+pub fn score_shift(d: usize) -> Option<u32> {
+    (d.is_power_of_two() && d.trailing_zeros() % 2 == 0).then_some(d.trailing_zeros() / 2)
+}
+
 fn public_sqrt(x: f64) -> f64 {
     let mut y = x.max(1.0);
     for _ in 0..64 {
@@ -420,9 +426,10 @@ pub fn scale<R: Ring, T: Transport>(
 /// channels: `softmax(qᵀk/√d)` per head (with `profile`'s exp), applied to `v`. Output
 /// `(B, C, H, W)`.
 ///
-/// Cost: the scaling of `q` (2 rounds, 17 B per element of `q`), the scores (3 rounds,
-/// 33 B per score), [`softmax`] on `B·heads·n` rows of `n' = H'·W'`, the output product
-/// (3 rounds, 33 B per output element).
+/// Cost: the scores (2 rounds, 36 B per score; when `√d` is a power of two the `1/√d`
+/// rides in their truncation, otherwise `q` is scaled first: 2 rounds, 20 B per element
+/// of `q`), [`softmax`] on `B·heads·n` rows of `n' = H'·W'`, the output product
+/// (2 rounds, 36 B per output element).
 pub fn attention<R: Ring, T: Transport>(
     p: &mut Party<T>,
     q: &ArithShare<R>,
@@ -445,7 +452,12 @@ pub fn attention<R: Ring, T: Transport>(
     }
     let (d, n, nk) = (c / heads, h * w, kh * kw);
     let f = p.fixed().frac_bits();
-    let q = mul_public_scalar_fixed(p, q, 1.0 / public_sqrt(d as f64))?;
+    // 1/√d: a power of two rides in the scores' truncation; otherwise q is scaled first.
+    let shift = score_shift(d);
+    let q = match shift {
+        Some(_) => q.clone(),
+        None => mul_public_scalar_fixed(p, q, 1.0 / public_sqrt(d as f64))?,
+    };
     let qhead = |b: usize, hd: usize| (b * c + hd * d) * n..(b * c + (hd + 1) * d) * n;
     let khead = |b: usize, hd: usize| (b * c + hd * d) * nk..(b * c + (hd + 1) * d) * nk;
     // Scores: q_hᵀ (n × d) · k_h (d × n') for every item and head.
@@ -466,7 +478,12 @@ pub fn attention<R: Ring, T: Transport>(
             );
         }
     }
-    let scores = additive_trunc(p, z, Shape::new(&[nb * heads * n, nk])?, f)?;
+    let scores = additive_trunc(
+        p,
+        z,
+        Shape::new(&[nb * heads * n, nk])?,
+        f + shift.unwrap_or(0),
+    )?;
     let probs = softmax(p, &scores, profile)?;
     // Output: v_h (d × n') · Pᵀ (n' × n) = (P · v_hᵀ)ᵀ, channel-major like the input.
     let mut z = alloc::vec![R::ZERO; nb * c * n];

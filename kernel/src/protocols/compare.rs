@@ -50,7 +50,17 @@ async fn split_operands<R: Ring>(
     p: &mut Branch<'_>,
     x: &ArithShare<R>,
     bits: u32,
+    drop: u32,
 ) -> Result<(Words, Words), Error> {
+    // Planes drop..drop+bits of each operand are the low `bits` planes of it shifted.
+    let planes = |v: &[R]| -> Vec<u64> {
+        if drop == 0 {
+            slice_bits(v, bits)
+        } else {
+            let shifted: Vec<R> = v.iter().map(|a| a.shr(drop)).collect();
+            slice_bits(&shifted, bits)
+        }
+    };
     let start = p.round();
     let kw = bits as usize * words_for(x.len());
     let lead = p.next_lead();
@@ -58,7 +68,7 @@ async fn split_operands<R: Ring>(
     let split = if me == lead {
         let sum: Vec<R> = x.local_sum();
         let r: Vec<u64> = p.prss().draw_with_prev(kw);
-        let mut s1 = slice_bits(&sum, bits);
+        let mut s1 = planes(&sum);
         for (a, b) in s1.iter_mut().zip(&r) {
             *a ^= b;
         }
@@ -66,11 +76,11 @@ async fn split_operands<R: Ring>(
         ((r, s1), (alloc::vec![0; kw], alloc::vec![0; kw]))
     } else if me == lead.next() {
         let s1: Vec<u64> = p.recv_ring(lead, kw)?.await;
-        let b = slice_bits(x.next(), bits);
+        let b = planes(x.next());
         ((s1, alloc::vec![0; kw]), (alloc::vec![0; kw], b))
     } else {
         let r: Vec<u64> = p.prss().draw_with_next(kw);
-        let b = slice_bits(x.this(), bits);
+        let b = planes(x.this());
         ((alloc::vec![0; kw], r), (b, alloc::vec![0; kw]))
     };
     p.finish_rounds(start, 1).await?;
@@ -91,15 +101,33 @@ pub async fn msb_bits_async<R: Ring>(
     x: &ArithShare<R>,
     bits: u32,
 ) -> Result<BoolShare, Error> {
-    if !(2..=R::BITS).contains(&bits) {
+    msb_coarse_async(p, x, bits, 0).await
+}
+
+/// `[x < 0]` up to `2^drop`, for `x` in `[-2^(bits-1), 2^(bits-1))`: the carry circuit of
+/// [`msb_bits`] on planes `drop..bits` of the two operands only, shifted locally, so it
+/// decides the sign of `floor(S/2^drop) + floor(B/2^drop)`, which is `floor(x/2^drop)`
+/// or one less. Exact when `x < 0` or `x ≥ 2^drop`; may answer 1 for `0 ≤ x < 2^drop`.
+/// For comparisons that may err by a known margin (the maximum that stabilises a
+/// softmax).
+///
+/// Cost: as [`msb_bits`] of width `bits - drop`.
+pub async fn msb_coarse_async<R: Ring>(
+    p: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    bits: u32,
+    drop: u32,
+) -> Result<BoolShare, Error> {
+    if !(2..=R::BITS).contains(&bits) || drop + 2 > bits {
         return Err(Error::InvalidParameter(
-            "comparison width must lie in 2..=ring bits",
+            "comparison width must lie in 2..=ring bits, and keep 2 bits after the drop",
         ));
     }
+    let bits = bits - drop;
     let n = x.len();
     let k = bits;
     let w = words_for(n);
-    let (s_sh, b_sh) = split_operands(p, x, k).await?;
+    let (s_sh, b_sh) = split_operands(p, x, k, drop).await?;
 
     // Positions 0..k-1 feed the carry into bit k-1.
     let low = (k as usize - 1) * w;
@@ -309,7 +337,7 @@ pub async fn a2b_async<R: Ring>(p: &mut Branch<'_>, x: &ArithShare<R>) -> Result
     let k = R::BITS as usize;
     let w = words_for(n);
     let kw = k * w;
-    let (s_sh, b_sh) = split_operands(p, x, R::BITS).await?;
+    let (s_sh, b_sh) = split_operands(p, x, R::BITS, 0).await?;
     let xor = |a: &[u64], b: &[u64]| -> Vec<u64> { a.iter().zip(b).map(|(u, v)| u ^ v).collect() };
     // Half-adder bits: p = S ⊕ B (also the sum without carries), g = S ∧ B.
     let half: Words = (xor(&s_sh.0, &b_sh.0), xor(&s_sh.1, &b_sh.1));
