@@ -276,10 +276,10 @@ fn normalise(n: usize, lo: i32, hi: i32, f: u32) -> Estimate {
     below_thresholds(n, k, width).beside(trunc((k + 1) * n, coefficient_bits(f))) + mul(k * n)
 }
 
-/// The quintic first guess of `reciprocal` / `rsqrt` on `[1, 4)`: powers 2..5, one
-/// truncation.
+/// The quintic first guess of `reciprocal` / `rsqrt` on `[1, 4)`: `x²`, then `x³` beside
+/// the truncation of `B`, then one truncation of `A + x³·B`.
 fn first_guess(n: usize, f: u32) -> Estimate {
-    powers(n, &[true; 6], f) + additive_trunc(n, coefficient_bits(f))
+    mul_fixed(n, f) + mul_fixed(n, f).beside(trunc(n, f)) + additive_trunc(n, coefficient_bits(f))
 }
 
 /// [`reciprocal`](crate::protocols::reciprocal) on `[2^lo, 2^hi)`.

@@ -11,7 +11,8 @@
 //!    comparison, so `x_n = x·a ∈ [1, 4)` is then one exact ring product of bits and
 //!    values (1 round, no truncation).
 //! 2. **Initial guess** on `[1, 4)`: a quintic (relative error 3.7e-3 for `1/x`, 8.5e-4
-//!    for `1/√x`), evaluated with one truncation (see [`piecewise`](super::poly::piecewise)).
+//!    for `1/√x`) as `A(x) + x³·B(x)`: three products in two levels and one final
+//!    truncation (6 rounds).
 //! 3. **Newton, once, with the denormalisation folded in:** `1/x = (a·y)·(2 − x_n·y)`,
 //!    where `a·y` and `x_n·y` share a round (2 products deep); `1/√x = (s·y)·(3 −
 //!    x_n·y²)/2`, where `y²` and `s·y` share a round (3 products deep). Relative error
@@ -20,8 +21,8 @@
 //! Cost (`Z_{2^64}`, f = 18): `K = ` number of powers of four strictly inside the range
 //! comparisons of width `f + hi + 1` and `K` bit injections beside `K + 1` truncations,
 //! one ring product per element and threshold, the quintic's powers and truncation, then
-//! 2 (reciprocal) or 3 (rsqrt) levels of products. Rounds: 10 + 8 + 4 = 22 (reciprocal),
-//! 24 (rsqrt); [`estimate`](crate::estimate) has the bytes.
+//! 2 (reciprocal) or 3 (rsqrt) levels of products. Rounds: 10 + 6 + 4 = 20 (reciprocal),
+//! 22 (rsqrt); [`estimate`](crate::estimate) has the bytes.
 //!
 //! Range: `-f ≤ lo < hi ≤ 13` so that every factor is an exact fixed-point power of two.
 //! Inputs outside the range give wrong results (not errors, and nothing is revealed):
@@ -32,10 +33,8 @@ use alloc::vec::Vec;
 use super::arith::{local_products, mul_async, mul_fixed_async};
 use super::poly::{
     below_thresholds_async, coefficient_bits, encode_scaled, mul_public_scalar_precise_async,
-    piecewise_async,
 };
 use super::trunc::{additive_trunc_async, trunc_async};
-use crate::approx::Piecewise;
 use crate::error::Error;
 use crate::party::Party;
 use crate::ring::Ring;
@@ -63,20 +62,48 @@ const RSQRT_QUINTIC: &[f64] = &[
     -0.002696255404163722,
 ];
 
-static RECIP_PIECES: [&[f64]; 1] = [RECIP_QUINTIC];
-static RSQRT_PIECES: [&[f64]; 1] = [RSQRT_QUINTIC];
-
-/// A single piece (no break): a plain polynomial with one truncation, evaluated on
-/// `x_n ∈ [1, 4)` itself (powers up to `4^5`, far inside the fixed-point range), so no
-/// change of variable costs a truncation.
-fn polynomial(pieces: &'static [&'static [f64]]) -> Piecewise {
-    Piecewise {
-        breaks: &[],
-        pieces,
-        scale: 1.0,
-        shift: 0.0,
-        eval_shift: 0,
+/// `q(x) = A(x) + x³·B(x)` for a quintic `q` on `x ∈ [1, 4)` (`A`, `B` quadratics): `x²`;
+/// then `x³` beside `B`, truncated once to the coefficient scale; then `A + x³·B`
+/// formed locally and truncated once. 3 rounds of products instead of the 4 of
+/// [`powers`](super::poly::powers) and a truncation: 6 rounds.
+async fn quintic<R: Ring>(
+    br: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    c: &[f64],
+) -> Result<ArithShare<R>, Error> {
+    if c.len() != 6 {
+        return Err(Error::Inconsistent("a quintic has six coefficients"));
     }
+    let f = br.fixed().frac_bits();
+    let g = coefficient_bits::<R>(f);
+    let me = br.id();
+    let (n, shape) = (x.len(), x.shape().clone());
+    let x2 = mul_fixed_async(br, x, x).await?;
+    // c0 + c1·x + c2·x² at scale f + g (replicated, local).
+    let quadratic = |c0: f64, c1: f64, c2: f64| -> Result<ArithShare<R>, Error> {
+        let mut acc = ArithShare::from_public(
+            me,
+            &alloc::vec![encode_scaled::<R>(c0, f + g)?; n],
+            shape.clone(),
+        )?;
+        acc.add_assign(&x.mul_public_scalar(encode_scaled(c1, g)?))?;
+        acc.add_assign(&x2.mul_public_scalar(encode_scaled(c2, g)?))?;
+        Ok(acc)
+    };
+    let b_full = quadratic(c[3], c[4], c[5])?;
+    let (x3, b) = br
+        .join(
+            async |a| mul_fixed_async(a, &x2, x).await,
+            async |b| trunc_async(b, &b_full, f).await, // scale g
+        )
+        .await?;
+    let a = quadratic(c[0], c[1], c[2])?;
+    let z: Vec<R> = local_products(&x3, &b)
+        .into_iter()
+        .zip(a.this())
+        .map(|(u, v)| u.wrapping_add(*v))
+        .collect();
+    additive_trunc_async(br, z, shape, g).await
 }
 
 /// `[x·y / 2^bits]` from the local products, one truncation.
@@ -203,7 +230,7 @@ pub async fn reciprocal_async<R: Ring>(
     hi: i32,
 ) -> Result<ArithShare<R>, Error> {
     let Normalised { xn, a, .. } = normalise(br, x, lo, hi).await?;
-    let y = piecewise_async(br, &xn, &polynomial(&RECIP_PIECES)).await?;
+    let y = quintic(br, &xn, RECIP_QUINTIC).await?;
     let two: R = R::from_u64(2).shl(br.fixed().frac_bits());
     // (a·y)·(2 − x_n·y): both first products in one round.
     let n = y.len();
@@ -290,7 +317,7 @@ pub(crate) async fn rsqrt_parts<R: Ring>(
     hi: i32,
 ) -> Result<RsqrtParts<R>, Error> {
     let Normalised { xn, s, .. } = normalise(br, x, lo, hi).await?;
-    let y = piecewise_async(br, &xn, &polynomial(&RSQRT_PIECES)).await?;
+    let y = quintic(br, &xn, RSQRT_QUINTIC).await?;
     let n = y.len();
     let shape = y.shape().clone();
     let firsts = mul_fixed_async(
