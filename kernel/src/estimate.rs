@@ -7,8 +7,8 @@
 //!
 //! ```
 //! use cipherdm_kernel::estimate;
-//! // A fused fixed-point product: 3 rounds, 33 bytes per element in total.
-//! assert_eq!(estimate::mul_fixed(1000, 18), estimate::Estimate { bytes: 33_000, rounds: 3 });
+//! // A fused fixed-point product: 2 rounds, 36 bytes per element in total.
+//! assert_eq!(estimate::mul_fixed(1000, 18), estimate::Estimate { bytes: 36_000, rounds: 2 });
 //! ```
 
 use crate::approx::{Approximation, Function, Piecewise, Profile, entry};
@@ -233,8 +233,7 @@ pub fn approximate(
     })
 }
 
-/// [`max`](crate::protocols::max) along rows of length `len` (comparison width `bits`;
-/// for the softmax's upper bound, the width after the dropped bits).
+/// [`max`](crate::protocols::max) along rows of length `len` (comparison width `bits`).
 pub fn max(rows: usize, len: usize, bits: u32) -> Estimate {
     let mut total = FREE;
     let mut m = len;
@@ -306,10 +305,9 @@ pub fn rsqrt(n: usize, lo: i32, hi: i32, f: u32) -> Estimate {
 /// [`softmax`](crate::protocols::softmax) over `rows` rows of length `len`.
 pub fn softmax(rows: usize, len: usize, profile: Profile, f: u32) -> Result<Estimate, Error> {
     let hi = (usize::BITS - (len - 1).leading_zeros()) as i32 + 1;
-    let width = approx_compare_bits(f) - crate::protocols::norm::softmax_drop(f);
-    Ok(max(rows, len, width)
+    Ok(max(rows, len, approx_compare_bits(f))
         + approximate(rows * len, profile, Function::Exp, f)?
-        + reciprocal(rows, -2, hi.min(13), f)
+        + reciprocal(rows, -1, hi.min(13), f)
         + mul_fixed(rows * len, f))
 }
 

@@ -70,7 +70,7 @@ impl ConvGeometry {
 /// `log2 √d` when `√d` is a power of two (the attention scale then folds into the scores'
 /// truncation), else `None`. Shared with the cost model.
 pub fn score_shift(d: usize) -> Option<u32> {
-    (d.is_power_of_two() && d.trailing_zeros() % 2 == 0).then_some(d.trailing_zeros() / 2)
+    (d.is_power_of_two() && d.trailing_zeros().is_multiple_of(2)).then_some(d.trailing_zeros() / 2)
 }
 
 fn public_sqrt(x: f64) -> f64 {

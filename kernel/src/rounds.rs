@@ -512,15 +512,15 @@ async fn try_join2<A, B>(
     let mut ra: Option<A> = None;
     let mut rb: Option<B> = None;
     core::future::poll_fn(|cx| {
-        if ra.is_none() {
-            if let Poll::Ready(v) = a.as_mut().poll(cx) {
-                ra = Some(v?);
-            }
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v?);
         }
-        if rb.is_none() {
-            if let Poll::Ready(v) = b.as_mut().poll(cx) {
-                rb = Some(v?);
-            }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v?);
         }
         if ra.is_some() && rb.is_some() {
             Poll::Ready(Ok::<(), Error>(()))

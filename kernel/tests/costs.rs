@@ -209,9 +209,10 @@ fn boolean_and_nonlinear_ops_cost_what_their_docs_say() {
         full_and + 16 * n,
         full_and + 16 * n,
     ];
-    for (i, (c, _)) in got.iter().enumerate() {
+    for (i, (c, _, waited)) in got.iter().enumerate() {
         assert_eq!(c.bytes_total(), bytes[i], "relu bytes, party {i}");
         assert_eq!(c.rounds, 11, "relu declared rounds");
+        assert_eq!(*waited, 11, "relu scheduler rounds, party {i}");
     }
     let depth = got.iter().map(|g| g.1).max().unwrap();
     assert!((9..=11).contains(&depth), "relu measured depth {depth}");

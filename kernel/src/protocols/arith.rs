@@ -28,6 +28,17 @@ pub fn share_input<R: Ring, T: Transport>(
     values: Option<&[R]>,
     shape: Shape,
 ) -> Result<ArithShare<R>, Error> {
+    p.run(async move |br| share_input_async(br, owner, values, shape).await)
+}
+
+/// [`share_input`] in a [`Branch`].
+pub async fn share_input_async<R: Ring>(
+    p: &mut Branch<'_>,
+    owner: PartyId,
+    values: Option<&[R]>,
+    shape: Shape,
+) -> Result<ArithShare<R>, Error> {
+    let start = p.round();
     let n = shape.numel();
     let me = p.id();
     let (this, next) = if me == owner {
@@ -42,19 +53,18 @@ pub fn share_input<R: Ring, T: Transport>(
         let r: Vec<R> = p.prss().draw_with_prev(n);
         let x1: Vec<R> = v.iter().zip(&r).map(|(a, b)| a.wrapping_sub(*b)).collect();
         p.send_ring(owner.next(), &x1)?;
-        p.flush()?;
         (r, x1)
     } else {
         if values.is_some() {
             return Err(Error::MissingInput);
         }
         if me == owner.next() {
-            (p.recv_ring(owner, n)?, alloc::vec![R::ZERO; n])
+            (p.recv_ring(owner, n)?.await, alloc::vec![R::ZERO; n])
         } else {
             (alloc::vec![R::ZERO; n], p.prss().draw_with_next(n))
         }
     };
-    p.count_rounds(1);
+    p.finish_rounds(start, 1).await?;
     ArithShare::from_components(this, next, shape)
 }
 
@@ -82,12 +92,17 @@ pub fn share_input_fixed<R: Ring, T: Transport>(
 ///
 /// Cost: 1 round, `B` bytes per element from each party.
 pub fn open<R: Ring, T: Transport>(p: &mut Party<T>, x: &ArithShare<R>) -> Result<Vec<R>, Error> {
+    p.run(async |br| open_async(br, x).await)
+}
+
+/// [`open`] in a [`Branch`].
+pub async fn open_async<R: Ring>(p: &mut Branch<'_>, x: &ArithShare<R>) -> Result<Vec<R>, Error> {
+    let start = p.round();
     let n = x.len();
     let me = p.id();
     p.send_ring(me.next(), x.this())?;
-    p.flush()?;
-    let missing: Vec<R> = p.recv_ring(me.prev(), n)?;
-    p.count_rounds(1);
+    let missing: Vec<R> = p.recv_ring(me.prev(), n)?.await;
+    p.finish_rounds(start, 1).await?;
     for q in PartyId::ALL {
         p.count_opened(q, n);
     }
@@ -102,19 +117,28 @@ pub fn open_to<R: Ring, T: Transport>(
     x: &ArithShare<R>,
     to: PartyId,
 ) -> Result<Option<Vec<R>>, Error> {
+    p.run(async |br| open_to_async(br, x, to).await)
+}
+
+/// [`open_to`] in a [`Branch`].
+pub async fn open_to_async<R: Ring>(
+    p: &mut Branch<'_>,
+    x: &ArithShare<R>,
+    to: PartyId,
+) -> Result<Option<Vec<R>>, Error> {
+    let start = p.round();
     let n = x.len();
     let me = p.id();
     let out = if me == to.prev() {
         p.send_ring(to, x.this())?;
-        p.flush()?;
         None
     } else if me == to {
-        let missing: Vec<R> = p.recv_ring(to.prev(), n)?;
+        let missing: Vec<R> = p.recv_ring(to.prev(), n)?.await;
         Some(sum3(x.this(), x.next(), &missing))
     } else {
         None
     };
-    p.count_rounds(1);
+    p.finish_rounds(start, 1).await?;
     p.count_opened(to, n);
     Ok(out)
 }

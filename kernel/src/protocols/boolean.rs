@@ -225,11 +225,16 @@ pub async fn and_async(
 /// Opens a boolean share to every party (for tests and public results): 1 round,
 /// 8 bytes per 64 bits per plane from each party.
 pub fn open_bool<R: Ring, T: Transport>(p: &mut Party<T>, x: &BoolShare) -> Result<Vec<R>, Error> {
+    p.run(async |br| open_bool_async(br, x).await)
+}
+
+/// [`open_bool`] in a [`Branch`].
+pub async fn open_bool_async<R: Ring>(p: &mut Branch<'_>, x: &BoolShare) -> Result<Vec<R>, Error> {
+    let start = p.round();
     let me = p.id();
     p.send_ring(me.next(), x.this())?;
-    p.flush()?;
-    let missing: Vec<u64> = p.recv_ring(me.prev(), x.this.len())?;
-    p.count_rounds(1);
+    let missing: Vec<u64> = p.recv_ring(me.prev(), x.this.len())?.await;
+    p.finish_rounds(start, 1).await?;
     for q in crate::transport::PartyId::ALL {
         p.count_opened(q, x.n);
     }

@@ -50,17 +50,8 @@ async fn split_operands<R: Ring>(
     p: &mut Branch<'_>,
     x: &ArithShare<R>,
     bits: u32,
-    drop: u32,
 ) -> Result<(Words, Words), Error> {
-    // Planes drop..drop+bits of each operand are the low `bits` planes of it shifted.
-    let planes = |v: &[R]| -> Vec<u64> {
-        if drop == 0 {
-            slice_bits(v, bits)
-        } else {
-            let shifted: Vec<R> = v.iter().map(|a| a.shr(drop)).collect();
-            slice_bits(&shifted, bits)
-        }
-    };
+    let planes = |v: &[R]| -> Vec<u64> { slice_bits(v, bits) };
     let start = p.round();
     let kw = bits as usize * words_for(x.len());
     let lead = p.next_lead();
@@ -101,33 +92,15 @@ pub async fn msb_bits_async<R: Ring>(
     x: &ArithShare<R>,
     bits: u32,
 ) -> Result<BoolShare, Error> {
-    msb_coarse_async(p, x, bits, 0).await
-}
-
-/// `[x < 0]` up to `2^drop`, for `x` in `[-2^(bits-1), 2^(bits-1))`: the carry circuit of
-/// [`msb_bits`] on planes `drop..bits` of the two operands only, shifted locally, so it
-/// decides the sign of `floor(S/2^drop) + floor(B/2^drop)`, which is `floor(x/2^drop)`
-/// or one less. Exact when `x < 0` or `x ≥ 2^drop`; may answer 1 for `0 ≤ x < 2^drop`.
-/// For comparisons that may err by a known margin (the maximum that stabilises a
-/// softmax).
-///
-/// Cost: as [`msb_bits`] of width `bits - drop`.
-pub async fn msb_coarse_async<R: Ring>(
-    p: &mut Branch<'_>,
-    x: &ArithShare<R>,
-    bits: u32,
-    drop: u32,
-) -> Result<BoolShare, Error> {
-    if !(2..=R::BITS).contains(&bits) || drop + 2 > bits {
+    if !(2..=R::BITS).contains(&bits) {
         return Err(Error::InvalidParameter(
-            "comparison width must lie in 2..=ring bits, and keep 2 bits after the drop",
+            "comparison width must lie in 2..=ring bits",
         ));
     }
-    let bits = bits - drop;
     let n = x.len();
     let k = bits;
     let w = words_for(n);
-    let (s_sh, b_sh) = split_operands(p, x, k, drop).await?;
+    let (s_sh, b_sh) = split_operands(p, x, k).await?;
 
     // Positions 0..k-1 feed the carry into bit k-1.
     let low = (k as usize - 1) * w;
@@ -337,7 +310,7 @@ pub async fn a2b_async<R: Ring>(p: &mut Branch<'_>, x: &ArithShare<R>) -> Result
     let k = R::BITS as usize;
     let w = words_for(n);
     let kw = k * w;
-    let (s_sh, b_sh) = split_operands(p, x, R::BITS, 0).await?;
+    let (s_sh, b_sh) = split_operands(p, x, R::BITS).await?;
     let xor = |a: &[u64], b: &[u64]| -> Vec<u64> { a.iter().zip(b).map(|(u, v)| u ^ v).collect() };
     // Half-adder bits: p = S ⊕ B (also the sum without carries), g = S ∧ B.
     let half: Words = (xor(&s_sh.0, &b_sh.0), xor(&s_sh.1, &b_sh.1));

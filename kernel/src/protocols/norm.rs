@@ -1,15 +1,14 @@
 //! Softmax along the last axis, and GroupNorm / LayerNorm with the variance down-scaling of
 //! "Secure Inference for Diffusion Models via Unconditional Scores" (Song et al.).
 //!
-//! **Softmax** (CipherDM's recipe, the stabilisation of Song et al.): subtract an upper
-//! bound on the row maximum that is at most `2L/32` above it (`L` levels of the 4-ary
-//! tree, [`max_upper_bound_async`](super::reduce::max_upper_bound_async): comparisons
-//! that ignore the low `f − 5` bits, about 40 % fewer bytes; the result of a softmax
-//! does not depend on what is subtracted), exponentiate with a profile's exp (entries
-//! below its cut-off become exactly zero), sum each row locally, take *one*
+//! **Softmax** (CipherDM's recipe, the stabilisation of Song et al.): subtract the row
+//! maximum ([`max`](super::max), a 4-ary tournament), exponentiate with a profile's exp
+//! (entries below its cut-off become exactly zero), sum each row locally, take *one*
 //! [`reciprocal`](super::reciprocal) per row and multiply. Row sums lie in
-//! `[e(-2L/32)·e(0), n]` (`e(0) ≈ 0.95` for CipherDM's exp), so the reciprocal range is
-//! `[2^-2, 2^(ceil(log2 n) + 1))`. Input range: `|x| < 2^12`.
+//! `[e(0), n]` (`e(0) ≈ 0.95` for CipherDM's exp), so the reciprocal range is
+//! `[2^-1, 2^(ceil(log2 n) + 1))`. Input range: `|x| < 2^12`. The maximum must be exact:
+//! an approximate exp is not shift-invariant (CipherDM's is off by 5 % and negative
+//! below −4.49), and the secure result has to equal the plaintext-approximate one.
 //!
 //! **Normalisation** over contiguous rows: `y = (x - mean)/d`, `var' = mean(y²)`,
 //! `out = y·rsqrt(var' + max(ε/d², 2^-f))`, which equals `(x - mean)/√(var + ε)` for any
@@ -34,7 +33,7 @@ use super::inverse::{RsqrtParts, reciprocal_async, rsqrt_parts};
 use super::poly::{
     approx_compare_bits, approximate_async, encode_scaled, mul_public_scalar_precise_async,
 };
-use super::reduce::max_upper_bound_async;
+use super::reduce::max_async;
 use super::trunc::additive_trunc_async;
 use crate::approx::{Function, Profile};
 use crate::error::Error;
@@ -77,13 +76,6 @@ pub fn softmax<R: Ring, T: Transport>(
     p.run(async |br| softmax_async(br, x, profile).await)
 }
 
-/// Low bits the softmax's maximum ignores: `f − 5`, so each tree level may settle for
-/// an element `2^-5` below its group's best and the bound sits at most `2·L/32` above
-/// the true maximum (`L` levels: 0.375 for rows of 4,096). Shared with the cost model.
-pub fn softmax_drop(frac_bits: u32) -> u32 {
-    frac_bits.saturating_sub(5)
-}
-
 /// [`softmax`] in a [`Branch`].
 pub async fn softmax_async<R: Ring>(
     br: &mut Branch<'_>,
@@ -95,12 +87,12 @@ pub async fn softmax_async<R: Ring>(
         return Err(Error::InvalidShape("softmax needs a non-empty last axis"));
     }
     let f = br.fixed().frac_bits();
-    let m = max_upper_bound_async(br, x, approx_compare_bits::<R>(f), softmax_drop(f)).await?;
+    let m = max_async(br, x, approx_compare_bits::<R>(f)).await?;
     let m = broadcast(&m, n, x.shape().clone())?;
     let e = approximate_async(br, &x.sub(&m)?, profile, Function::Exp).await?;
     let sums = row_sums(&e, n)?;
     let hi = (usize::BITS - (n - 1).leading_zeros()) as i32 + 1;
-    let r = reciprocal_async(br, &sums, -2, hi.min(13)).await?;
+    let r = reciprocal_async(br, &sums, -1, hi.min(13)).await?;
     mul_fixed_async(br, &e, &broadcast(&r, n, x.shape().clone())?).await
 }
 

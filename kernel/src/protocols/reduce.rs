@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 
 use super::arith::mul_async;
 use super::boolean::{BoolShare, and_async, words_for};
-use super::compare::msb_coarse_async;
+use super::compare::msb_bits_async;
 use super::select::b2a_async;
 use crate::error::Error;
 use crate::party::Party;
@@ -37,16 +37,12 @@ type Plane = (Vec<u64>, Vec<u64>);
 
 /// Row maxima (and, with `with_index`, the first index of each) of `x` viewed as rows of
 /// its last dimension; see the [module docs](self).
-///
-/// With `drop > 0` the comparisons are [`msb_coarse_async`]: each level may pick an
-/// element below its group's maximum by less than `2^drop`.
 async fn tournament<R: Ring>(
     p: &mut Branch<'_>,
     x: &ArithShare<R>,
     bits: u32,
-    drop: u32,
     with_index: bool,
-) -> Result<(ArithShare<R>, Option<ArithShare<R>>, u32), Error> {
+) -> Result<(ArithShare<R>, Option<ArithShare<R>>), Error> {
     let n = x.shape().last_dim();
     if n == 0 || x.is_empty() {
         return Err(Error::InvalidShape("max/argmax need a non-empty last axis"));
@@ -66,9 +62,7 @@ async fn tournament<R: Ring>(
         .collect();
     let mut index = ArithShare::from_public(me, &idx, Shape::vector(x.len()))?;
     let mut m = n;
-    let mut levels = 0;
     while m > 1 {
-        levels += 1;
         let g = m.div_ceil(4);
         let gn = rows * g;
         // Member q of group (r, i) is element r·m + 4i + q, or the pad past the row's end.
@@ -107,7 +101,7 @@ async fn tournament<R: Ring>(
             diff_next[k * block..k * block + gn].copy_from_slice(d.next());
         }
         let diffs = ArithShare::from_components(diff_this, diff_next, Shape::vector(6 * block))?;
-        let lt = msb_coarse_async(p, &diffs, bits, drop).await?;
+        let lt = msb_bits_async(p, &diffs, bits).await?;
         let plane = |k: usize, negate: bool| -> Plane {
             let r = k * words..(k + 1) * words;
             let (mut t, mut nx) = (lt.this()[r.clone()].to_vec(), lt.next()[r].to_vec());
@@ -182,7 +176,7 @@ async fn tournament<R: Ring>(
     } else {
         None
     };
-    Ok((vals.reshape(shape)?, idx_out, levels))
+    Ok((vals.reshape(shape)?, idx_out))
 }
 
 /// Maximum along the last axis (the last dimension becomes 1). `bits` is the comparison
@@ -204,23 +198,7 @@ pub async fn max_async<R: Ring>(
     x: &ArithShare<R>,
     bits: u32,
 ) -> Result<ArithShare<R>, Error> {
-    Ok(tournament(br, x, bits, 0, false).await?.0)
-}
-
-/// An upper bound `c` on each row's maximum with `max ≤ c < max + 2·L·2^drop` (`L` tree
-/// levels), from comparisons that ignore the low `drop` bits ([`msb_coarse_async`]):
-/// each level may pick an element below its group's maximum by less than `2^drop`, and
-/// `L·2^drop` is added back. What a softmax needs (its result does not depend on the
-/// value subtracted, only its range does) at a fraction of the comparison bytes.
-pub async fn max_upper_bound_async<R: Ring>(
-    br: &mut Branch<'_>,
-    x: &ArithShare<R>,
-    bits: u32,
-    drop: u32,
-) -> Result<ArithShare<R>, Error> {
-    let (m, _, levels) = tournament(br, x, bits, drop, false).await?;
-    let margin = R::from_u64(u64::from(levels)).wrapping_mul(R::ONE.shl(drop));
-    Ok(m.add_public_scalar(br.id(), margin))
+    Ok(tournament(br, x, bits, false).await?.0)
 }
 
 /// Maximum and the first index attaining it (an integer share, not fixed point) along
@@ -230,6 +208,6 @@ pub fn argmax<R: Ring, T: Transport>(
     x: &ArithShare<R>,
     bits: u32,
 ) -> Result<(ArithShare<R>, ArithShare<R>), Error> {
-    let (v, i, _) = p.run(async |br| tournament(br, x, bits, 0, true).await)?;
+    let (v, i) = p.run(async |br| tournament(br, x, bits, true).await)?;
     Ok((v, i.ok_or(Error::Inconsistent("argmax lost its index"))?))
 }
