@@ -116,6 +116,25 @@ impl Prss {
         v
     }
 
+    /// `n` values below `2^bits` from the stream shared with the previous party, drawn
+    /// as 32-bit words when `bits ≤ 32` (half the keystream of full words: the masks a
+    /// truncation needs only modulo `2^m`).
+    pub fn draw_with_prev_bits<R: Ring>(&mut self, n: usize, bits: u32) -> Vec<R> {
+        draw_bits(&mut self.with_prev, n, bits)
+    }
+
+    /// `n` values below `2^bits` from the stream shared with the next party; see
+    /// [`draw_with_prev_bits`](Self::draw_with_prev_bits).
+    pub fn draw_with_next_bits<R: Ring>(&mut self, n: usize, bits: u32) -> Vec<R> {
+        draw_bits(&mut self.with_next, n, bits)
+    }
+
+    /// `n` values below `2^bits` from the common stream; see
+    /// [`draw_with_prev_bits`](Self::draw_with_prev_bits).
+    pub fn draw_common_bits<R: Ring>(&mut self, n: usize, bits: u32) -> Vec<R> {
+        draw_bits(&mut self.common, n, bits)
+    }
+
     /// A replicated sharing of a uniformly random tensor, without communication.
     pub fn random_share<R: Ring>(&mut self, shape: Shape) -> ArithShare<R> {
         let n = shape.numel();
@@ -146,4 +165,32 @@ impl Prss {
         self.add_zero_share(&mut v);
         v
     }
+}
+
+/// `n` uniform values below `2^bits` from `rng`: 32-bit words for `bits ≤ 32` (exactly
+/// uniform, as `2^bits` divides `2^32`), full ring elements otherwise.
+fn draw_bits<R: Ring>(rng: &mut PrssRng, n: usize, bits: u32) -> Vec<R> {
+    let mut out = alloc::vec![R::ZERO; n];
+    if bits > 32 {
+        R::fill_random(rng, &mut out);
+        for v in &mut out {
+            *v = v.low_bits(bits);
+        }
+        return out;
+    }
+    let mask = if bits == 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits) - 1
+    };
+    let mut buf = [0u8; 4096];
+    for chunk in out.chunks_mut(buf.len() / 4) {
+        let bytes = &mut buf[..chunk.len() * 4];
+        rand_core::Rng::fill_bytes(rng, bytes);
+        for (v, b) in chunk.iter_mut().zip(bytes.chunks_exact(4)) {
+            let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            *v = R::from_u64(u64::from(w & mask));
+        }
+    }
+    out
 }

@@ -214,22 +214,61 @@ pub const fn packed_bytes(bits: u32) -> usize {
 /// Serialises the low `bits` bits of each value in `packed_bytes(bits)` bytes (higher
 /// bits are cleared, so nothing beyond `bits` leaves the party).
 pub fn pack_low<R: Ring>(values: &[R], bits: u32, out: &mut [u8]) {
-    let w = packed_bytes(bits);
-    debug_assert_eq!(out.len(), values.len() * w);
+    debug_assert_eq!(out.len(), values.len() * packed_bytes(bits));
+    // Widths as constants, so every copy is a fixed-size move rather than a call.
+    match packed_bytes(bits) {
+        1 => pack_fixed::<R, 1>(values, bits, out),
+        2 => pack_fixed::<R, 2>(values, bits, out),
+        3 => pack_fixed::<R, 3>(values, bits, out),
+        4 => pack_fixed::<R, 4>(values, bits, out),
+        5 => pack_fixed::<R, 5>(values, bits, out),
+        6 => pack_fixed::<R, 6>(values, bits, out),
+        7 => pack_fixed::<R, 7>(values, bits, out),
+        8 => pack_fixed::<R, 8>(values, bits, out),
+        w => {
+            let mut tmp = [0u8; 16];
+            for (c, v) in out.chunks_exact_mut(w).zip(values) {
+                v.low_bits(bits).write_le(&mut tmp);
+                c.copy_from_slice(&tmp[..w]);
+            }
+        }
+    }
+}
+
+fn pack_fixed<R: Ring, const W: usize>(values: &[R], bits: u32, out: &mut [u8]) {
     let mut tmp = [0u8; 16];
-    for (c, v) in out.chunks_exact_mut(w).zip(values) {
+    for (c, v) in out.chunks_exact_mut(W).zip(values) {
         v.low_bits(bits).write_le(&mut tmp);
-        c.copy_from_slice(&tmp[..w]);
+        c.copy_from_slice(&tmp[..W]);
     }
 }
 
 /// Parses values written by [`pack_low`], masking each to its low `bits` bits (so a
 /// malicious sender cannot smuggle high bits in).
 pub fn unpack_low<R: Ring>(bytes: &[u8], bits: u32, out: &mut [R]) {
-    let w = packed_bytes(bits);
-    debug_assert_eq!(bytes.len(), out.len() * w);
-    for (v, c) in out.iter_mut().zip(bytes.chunks_exact(w)) {
-        *v = R::read_le_partial(c).low_bits(bits);
+    debug_assert_eq!(bytes.len(), out.len() * packed_bytes(bits));
+    match packed_bytes(bits) {
+        1 => unpack_fixed::<R, 1>(bytes, bits, out),
+        2 => unpack_fixed::<R, 2>(bytes, bits, out),
+        3 => unpack_fixed::<R, 3>(bytes, bits, out),
+        4 => unpack_fixed::<R, 4>(bytes, bits, out),
+        5 => unpack_fixed::<R, 5>(bytes, bits, out),
+        6 => unpack_fixed::<R, 6>(bytes, bits, out),
+        7 => unpack_fixed::<R, 7>(bytes, bits, out),
+        8 => unpack_fixed::<R, 8>(bytes, bits, out),
+        w => {
+            for (v, c) in out.iter_mut().zip(bytes.chunks_exact(w)) {
+                *v = R::read_le_partial(c).low_bits(bits);
+            }
+        }
+    }
+}
+
+fn unpack_fixed<R: Ring, const W: usize>(bytes: &[u8], bits: u32, out: &mut [R]) {
+    let mut tmp = [0u8; 16];
+    for (v, c) in out.iter_mut().zip(bytes.chunks_exact(W)) {
+        tmp[..W].copy_from_slice(c);
+        *v = R::read_le(&tmp[..R::BYTES]).low_bits(bits);
     }
 }
 

@@ -185,10 +185,17 @@ impl<'p, T: Transport> Link<'p, T> {
                 }
                 .into());
             }
-            let mut at = 0;
-            for r in requests.iter().filter(|r| r.from == peer) {
-                st.slots[r.slot] = Some(bytes[at..at + r.len].to_vec());
-                at += r.len;
+            let mut from_peer = requests.iter().filter(|r| r.from == peer && r.len > 0);
+            match (from_peer.next(), from_peer.next()) {
+                // One receive: it takes the message as it is.
+                (Some(only), None) => st.slots[only.slot] = Some(bytes),
+                _ => {
+                    let mut at = 0;
+                    for r in requests.iter().filter(|r| r.from == peer) {
+                        st.slots[r.slot] = Some(bytes[at..at + r.len].to_vec());
+                        at += r.len;
+                    }
+                }
             }
         }
         for r in &requests {

@@ -746,7 +746,7 @@ fn truncation_lead_message_is_masked_beyond_what_the_receiver_knows() {
     );
     let common: [u8; 32] =
         core::array::from_fn(|j| KNOWN_BLOCKS[0][j] ^ KNOWN_BLOCKS[1][j] ^ KNOWN_BLOCKS[2][j]);
-    let zeta: Vec<u64> = Prss::from_keys([0; 32], [0; 32], common).draw_common(N);
+    let zeta: Vec<u64> = Prss::from_keys([0; 32], [0; 32], common).draw_common_bits(N, 18);
 
     // Roles from the traffic: the lead sends ring elements and packed values.
     let mut roles = None;

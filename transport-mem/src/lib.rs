@@ -160,15 +160,28 @@ pub struct MemTransport {
 }
 
 /// A fast 64-bit checksum of a payload (not cryptographic: it models the integrity
-/// check an authenticated link performs).
+/// check an authenticated link performs). Four independent lanes over 32-byte blocks,
+/// so the multiplications overlap; any flipped byte changes its lane's state, and the
+/// lanes are mixed at the end.
 fn checksum(bytes: &[u8]) -> u64 {
-    let mut h = 0x9e37_79b9_7f4a_7c15u64 ^ bytes.len() as u64;
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        let v = u64::from_le_bytes(w.try_into().expect("8-byte chunk"));
-        h = (h ^ v).wrapping_mul(0xff51_afd7_ed55_8ccd).rotate_left(29);
+    const K: u64 = 0xff51_afd7_ed55_8ccd;
+    let mut lanes = [
+        0x9e37_79b9_7f4a_7c15u64 ^ bytes.len() as u64,
+        0xc2b2_ae3d_27d4_eb4f,
+        0x1656_67b1_9e37_79f9,
+        0x85eb_ca77_c2b2_ae63,
+    ];
+    let mut blocks = bytes.chunks_exact(32);
+    for b in &mut blocks {
+        for (lane, w) in lanes.iter_mut().zip(b.chunks_exact(8)) {
+            let v = u64::from_le_bytes(w.try_into().expect("8-byte chunk"));
+            *lane = (*lane ^ v).wrapping_mul(K).rotate_left(29);
+        }
     }
-    for &b in words.remainder() {
+    let mut h = lanes
+        .iter()
+        .fold(0u64, |acc, &l| (acc ^ l).wrapping_mul(K).rotate_left(31));
+    for &b in blocks.remainder() {
         h = (h ^ b as u64).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     }
     h

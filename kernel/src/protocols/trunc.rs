@@ -221,13 +221,14 @@ async fn trunc_core<R: Ring>(
     // The rounding carry then depends on `x` and `ζ` only, never on how `x` happens to
     // be shared (an owner-led input, a public value or a product with a public power of
     // two would otherwise always round the same way).
-    let zeta: Vec<R> = br.prss().draw_common(n);
+    // Only `ζ mod 2^m` matters for rounding (the split is correct for any ζ).
+    let zeta: Vec<R> = br.prss().draw_common_bits(n, m);
     let (this, next) = match split {
         Split::Lead(a) if me == lead => {
             // P0: the stream shared with P2 is `with_prev`.
-            let s: Vec<R> = br.prss().draw_with_prev(n);
+            let s: Vec<R> = br.prss().draw_with_prev_bits(n, m);
             let rho: Vec<R> = br.prss().draw_with_prev(n);
-            let lambda: Vec<R> = br.prss().draw_with_prev(n);
+            let lambda: Vec<R> = br.prss().draw_with_prev_bits(n, m);
             let mut msg = alloc::vec![0u8; n * (R::BYTES + w)];
             let (t_bytes, a_bytes) = msg.split_at_mut(n * R::BYTES);
             let mut t0 = Vec::with_capacity(n);
@@ -273,11 +274,11 @@ async fn trunc_core<R: Ring>(
         }
         Split::Pair(mut b) if me == last => {
             // P2: shares (s, ρ, λ) with P0 via `with_next`, (μ, ν) with P1 via `with_prev`.
-            let s: Vec<R> = br.prss().draw_with_next(n);
+            let s: Vec<R> = br.prss().draw_with_next_bits(n, m);
             let rho: Vec<R> = br.prss().draw_with_next(n);
-            let lambda: Vec<R> = br.prss().draw_with_next(n);
-            let mu: Vec<R> = br.prss().draw_with_prev(n);
-            let nu: Vec<R> = br.prss().draw_with_prev(n);
+            let lambda: Vec<R> = br.prss().draw_with_next_bits(n, m);
+            let mu: Vec<R> = br.prss().draw_with_prev_bits(n, m);
+            let nu: Vec<R> = br.prss().draw_with_prev_bits(n, m);
             if let Some(theirs) = swapped {
                 for (v, o) in b.iter_mut().zip(&theirs.await) {
                     *v = v.wrapping_add(*o);
@@ -305,8 +306,8 @@ async fn trunc_core<R: Ring>(
         Split::Pair(mut b) if me == mid => {
             // P1: (μ, ν) shared with P2 via `with_next`. T0 − ρ and a' arrive in the first
             // round; t2 in the same round, or one later after a swap.
-            let mu: Vec<R> = br.prss().draw_with_next(n);
-            let nu: Vec<R> = br.prss().draw_with_next(n);
+            let mu: Vec<R> = br.prss().draw_with_next_bits(n, m);
+            let nu: Vec<R> = br.prss().draw_with_next_bits(n, m);
             let from_lead = br.recv_bytes(lead, n * (R::BYTES + w))?;
             if let Some(theirs) = swapped {
                 for (v, o) in b.iter_mut().zip(&theirs.await) {
