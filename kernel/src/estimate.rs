@@ -98,7 +98,7 @@ pub fn trunc(n: usize, bits: u32) -> Estimate {
     if bits == 0 {
         return FREE;
     }
-    est((B + 4 * packed(bits)) * n as u64, 2)
+    est((B + 3 * packed(bits)) * n as u64, 2)
 }
 
 /// [`additive_trunc`](crate::protocols::trunc::additive_trunc) by `bits` (a product's
@@ -235,18 +235,20 @@ pub fn approximate(
 
 /// [`max`](crate::protocols::max) along rows of length `len` (comparison width `bits`).
 pub fn max(rows: usize, len: usize, bits: u32) -> Estimate {
+    let arity = crate::protocols::reduce::tournament_arity(rows * len);
+    let (pairs, and_levels) = if arity == 4 { (6, 2) } else { (1, 0) };
     let mut total = FREE;
     let mut m = len;
     while m > 1 {
-        let g = m.div_ceil(4);
+        let g = m.div_ceil(arity);
         let gn = rows * g;
         let words = gn.div_ceil(64);
         let block = 64 * words;
-        total += msb_bits(6 * block, bits)
-            + and(4 * words)
-            + and(4 * words)
-            + b2a(4 * block)
-            + mul(4 * gn);
+        total += msb_bits(pairs * block, bits);
+        for _ in 0..and_levels {
+            total += and(arity * words);
+        }
+        total += b2a(arity * block) + mul(arity * gn);
         m = g;
     }
     total

@@ -427,7 +427,7 @@ pub fn scale<R: Ring, T: Transport>(
 /// `(B, C, H, W)`.
 ///
 /// Cost: the scores (2 rounds, 36 B per score; when `√d` is a power of two the `1/√d`
-/// rides in their truncation, otherwise `q` is scaled first: 2 rounds, 20 B per element
+/// rides in their truncation, otherwise `q` is scaled first: 2 rounds, 17 B per element
 /// of `q`), [`softmax`] on `B·heads·n` rows of `n' = H'·W'`, the output product
 /// (2 rounds, 36 B per output element).
 pub fn attention<R: Ring, T: Transport>(

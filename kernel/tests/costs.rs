@@ -72,12 +72,11 @@ fn every_protocol_costs_what_its_doc_says() {
         [0, 8 * n, 0],
         1,
     );
-    // First truncation of a session: lead is P0 (B + w = 11 bytes), its successor w = 3,
-    // the third party 2w = 6.
+    // First truncation of a session: lead is P0 (B + w = 11 bytes), the others w = 3.
     check(
         "trunc",
         measure(|p, a, _| pr::trunc(p, &a, 18).map(drop)),
-        [11 * n, 3 * n, 6 * n],
+        [11 * n, 3 * n, 3 * n],
         2,
     );
     // A product's truncation adds the pair's swap (B = 8 bytes each).
@@ -90,7 +89,7 @@ fn every_protocol_costs_what_its_doc_says() {
     check(
         "mul_public_fixed",
         measure(|p, a, _| pr::mul_public_fixed(p, &a, &vec![0.5; N]).map(drop)),
-        [11 * n, 3 * n, 6 * n],
+        [11 * n, 3 * n, 3 * n],
         2,
     );
     // matmul [10,100] x [100,10]: communication per output element only (100 outputs).
@@ -133,7 +132,7 @@ fn lead_rotation_balances_truncation_traffic() {
         Ok(())
     });
     for (c, _, _) in got {
-        assert_eq!(c.bytes_total(), (11 + 3 + 6) * N as u64);
+        assert_eq!(c.bytes_total(), (11 + 3 + 3) * N as u64);
     }
 }
 

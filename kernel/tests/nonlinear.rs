@@ -122,6 +122,37 @@ fn max_and_argmax_with_ties_and_odd_rows() {
 }
 
 #[test]
+fn large_calls_use_pairs_and_stay_exact() {
+    // Above FOUR_WAY_MAX_ELEMENTS the tournament compares pairs: rows of 5 take three
+    // binary levels (5 -> 3 -> 2 -> 1) of 10 rounds, against two 4-ary levels of 12.
+    let (rows, n) = (pr::reduce::FOUR_WAY_MAX_ELEMENTS / 5 + 1, 5);
+    assert!(rows * n > pr::reduce::FOUR_WAY_MAX_ELEMENTS);
+    let mut g = rng(77);
+    let x: Vec<f64> = (0..rows * n)
+        // Small integers: many ties, so the first-index rule is exercised.
+        .map(|_| (rand_core::Rng::next_u64(&mut g) % 7) as f64 - 3.0)
+        .collect();
+    let xs = deal(&enc(&x), Shape::new(&[rows, n]).unwrap(), 6);
+    let out = ok3(run3_with(&cfg(), xs, |p, s| {
+        let before = p.costs().total().rounds;
+        let (m, i) = pr::argmax(p, &s, 33)?;
+        let rounds = p.costs().total().rounds - before;
+        Ok((pr::open(p, &m)?, pr::open(p, &i)?, rounds))
+    }));
+    assert_eq!(out[0].2, 30, "three binary levels of 10 rounds");
+    let maxima = dec(&out[0].0);
+    for r in 0..rows {
+        let row = &x[r * n..(r + 1) * n];
+        let best = row.iter().cloned().fold(f64::MIN, f64::max);
+        assert_eq!(maxima[r], best, "row {r}");
+        assert_eq!(
+            out[0].1[r],
+            row.iter().position(|&v| v == best).unwrap() as u64
+        );
+    }
+}
+
+#[test]
 fn reciprocal_and_rsqrt_over_their_ranges() {
     // 1/x on [0.1, 100] (range [2^-4, 2^7)) and 1/sqrt(x) on [0.01, 100] ([2^-7, 2^7)),
     // log-spaced plus the range edges.

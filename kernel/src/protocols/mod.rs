@@ -1,6 +1,10 @@
 //! Secure protocols over replicated shares.
 //!
-//! Each protocol batches a whole tensor into a fixed number of rounds. Costs below are
+//! Each protocol batches a whole tensor into a fixed number of rounds, and is an `async
+//! fn` over a [`Branch`](crate::rounds::Branch) (`*_async`) wrapped by a blocking
+//! function over a [`Party`](crate::party::Party), so independent protocols can share
+//! rounds ([`rounds`](crate::rounds)). What each party receives and why it reveals
+//! nothing: [`security`]. Costs below are
 //! per element (per *output* element for `dot` and `matmul`), for ring `Z_{2^k}` with
 //! `B = k/8` bytes per element and truncation by `m` bits with `w = ceil(m/8)` packed
 //! bytes (`B = 8`, `w = 3` for the default `Z_{2^64}`, `f = 18`). "Lead" is the party
@@ -14,7 +18,7 @@
 //! | add, sub, neg, public add/mul ([`ArithShare`](crate::share::ArithShare)) | 0 | 0 | 0 |
 //! | [`mul`], [`dot`], [`matmul`] | 1 | `B` each | 24 |
 //! | [`trunc`](trunc()) | 2 | lead `B + w`, others `w` | 17 |
-//! | [`mul_fixed`], [`dot_fixed`], [`matmul_fixed`] | 3 | `B + w` each | 33 |
+//! | [`mul_fixed`], [`dot_fixed`], [`matmul_fixed`] | 2 | lead and successor `B + w`, the third `B + 2w` | 36 |
 //! | [`mul_public_fixed`] | 2 | as `trunc` | 17 |
 //! | [`and`](boolean::and) (64 gates per word) | 1 | 8 per word each | 24 per word |
 //! | [`msb`], [`lt`], [`gt`], [`le`], [`ge`], `*_public` | 8 | lead `B` + 23.4, others 23.4 | 78 |
@@ -22,9 +26,9 @@
 //! | [`b2a`] | 2 | `B` each | 24 |
 //! | [`select`](select()) | 3 | `2B` each | 48 |
 //! | [`relu`] | 11 | as `msb` + `2B` each | 126 |
-//! | [`max`], [`argmax`] (per element, whole tree) | ~10 per level | `msb_bits` + `2B` (+`B`) | ~87 / ~111 |
-//! | [`poly::piecewise`] (`J` breaks, `P` powers) | 14 + 3·levels | `J·(msb_bits + B)` + `P·(B + w)` + 12 | e.g. SiLU Accurate 400 |
-//! | [`reciprocal`], [`rsqrt`] | see [`inverse`] | | 584 / 759 on the baseline ranges |
+//! | [`max`], [`argmax`] (per element, whole 4-ary tree) | 12 per level | 2 `msb_bits` + `2B` (+`B`) per element of the first level | ~145 / ~170 |
+//! | [`poly::piecewise`] (`J` breaks, `P` powers) | max(9, 2 + 2·levels) + 2 | `J·(msb_bits + B)` + `P·(B + 4w/3)` + 16 | e.g. SiLU Accurate 414 |
+//! | [`reciprocal`], [`rsqrt`] | 20 / 22, see [`inverse`] | | 777 / 1026 on the baseline ranges |
 //! | [`softmax`], [`group_norm`], [`layer_norm`] | see [`norm`] | | |
 //!
 //! For comparison (SPU 0.9.5 and MP-SPDZ, docs/BENCHMARKS.md): SPU's ABY3 spends 52 bytes and

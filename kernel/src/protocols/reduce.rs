@@ -1,18 +1,17 @@
-//! Maximum and argmax along the last axis, by a 4-ary tournament: each level splits
-//! every row into groups of four (the last one filled with a public value below every
-//! input), compares all six pairs of every group in one batched comparison, finds each
-//! group's winner with two levels of AND, injects the four winner bits and selects with
-//! one product.
+//! Maximum and argmax along the last axis, by a tournament. Each level splits every row
+//! into groups (the last one filled with a public value below every input), compares
+//! the pairs of every group in one batched comparison, finds each group's winner, injects
+//! the winner bits and selects with one product.
+//!
+//! Groups are of four where a call has at most [`FOUR_WAY_MAX_ELEMENTS`] elements: all
+//! six pairs compared at once, the winner found by two levels of AND, 12 rounds per
+//! level (with the approximations' 33-bit comparisons) for a 4× reduction — 48 rounds
+//! instead of 80 for a row of 196 — at about 1.6 times the bytes. Larger calls use
+//! pairs: 10 rounds per level for a 2× reduction, one comparison per element in all.
 //!
 //! Ties keep the earlier element (element `i` of a group wins when it is at least every
 //! later one and greater than every earlier one: exactly one wins), so [`argmax`]
 //! returns the first index of the maximum.
-//!
-//! Cost per level: `rounds(msb_bits) + 2 + 2 + 1` rounds (12 for the approximations'
-//! 33-bit comparisons), against `rounds(msb_bits) + 3` per level of a binary tree with
-//! half as many levels: 48 rounds instead of 80 for a row of 196. Per group of four:
-//! six comparisons, eight AND gates, four injections and four products (eight for
-//! [`argmax`]); about 1.6 times a binary tree's bytes.
 
 use alloc::vec::Vec;
 
@@ -31,6 +30,22 @@ use crate::transport::Transport;
 /// The six pairs `(i, j)`, `i < j`, of a group of four, in the order their comparison
 /// bits `[a_i < a_j]` are laid out.
 const PAIRS: [(usize, usize); 6] = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)];
+
+/// Calls with at most this many elements use groups of four; larger ones pairs. A 4-ary
+/// level costs about 1.6 times the bytes of the two binary levels it replaces and saves
+/// 8 rounds: below this size that is at most a few MB for 30-odd rounds, the right trade
+/// on a LAN and a WAN alike; above it (Stable Diffusion's 4,096-long rows) bandwidth
+/// wins. Shared with the cost model.
+pub const FOUR_WAY_MAX_ELEMENTS: usize = 1 << 17;
+
+/// The group size of a tournament over `elements` elements.
+pub fn tournament_arity(elements: usize) -> usize {
+    if elements <= FOUR_WAY_MAX_ELEMENTS {
+        4
+    } else {
+        2
+    }
+}
 
 /// Component words `(this, next)` of a one-plane boolean share.
 type Plane = (Vec<u64>, Vec<u64>);
@@ -61,9 +76,25 @@ async fn tournament<R: Ring>(
         .flat_map(|_| (0..n).map(|i| R::from_u64(i as u64)))
         .collect();
     let mut index = ArithShare::from_public(me, &idx, Shape::vector(x.len()))?;
+    let arity = tournament_arity(x.len());
+    // The pairs compared, and for each member the (pair, negated) bits whose AND says it
+    // wins: lt_k for PAIRS[k]; element i wins iff a_i ≥ every later and > every earlier.
+    let (pairs, wins): (&[(usize, usize)], &[&[(usize, bool)]]) = if arity == 4 {
+        (
+            &PAIRS,
+            &[
+                &[(0, true), (1, true), (2, true)],
+                &[(0, false), (3, true), (4, true)],
+                &[(1, false), (3, false), (5, true)],
+                &[(2, false), (4, false), (5, false)],
+            ],
+        )
+    } else {
+        (&PAIRS[..1], &[&[(0, true)], &[(0, false)]])
+    };
     let mut m = n;
     while m > 1 {
-        let g = m.div_ceil(4);
+        let g = m.div_ceil(arity);
         let gn = rows * g;
         // Member q of group (r, i) is element r·m + 4i + q, or the pad past the row's end.
         let member = |src: &ArithShare<R>, q: usize, fill: R| -> Result<ArithShare<R>, Error> {
@@ -75,7 +106,7 @@ async fn tournament<R: Ring>(
             };
             for r in 0..rows {
                 for i in 0..g {
-                    let pos = 4 * i + q;
+                    let pos = arity * i + q;
                     if pos < m {
                         t.push(src.this()[r * m + pos]);
                         nx.push(src.next()[r * m + pos]);
@@ -87,20 +118,21 @@ async fn tournament<R: Ring>(
             }
             ArithShare::from_components(t, nx, Shape::vector(gn))
         };
-        let a: Vec<ArithShare<R>> = (0..4)
+        let a: Vec<ArithShare<R>> = (0..arity)
             .map(|q| member(&vals, q, pad))
             .collect::<Result<_, _>>()?;
         // Each pair's block padded to whole words, so planes can be sliced by words.
         let words = words_for(gn);
         let block = 64 * words;
-        let mut diff_this = alloc::vec![R::ZERO; 6 * block];
-        let mut diff_next = alloc::vec![R::ZERO; 6 * block];
-        for (k, &(i, j)) in PAIRS.iter().enumerate() {
+        let np = pairs.len();
+        let mut diff_this = alloc::vec![R::ZERO; np * block];
+        let mut diff_next = alloc::vec![R::ZERO; np * block];
+        for (k, &(i, j)) in pairs.iter().enumerate() {
             let d = a[i].sub(&a[j])?;
             diff_this[k * block..k * block + gn].copy_from_slice(d.this());
             diff_next[k * block..k * block + gn].copy_from_slice(d.next());
         }
-        let diffs = ArithShare::from_components(diff_this, diff_next, Shape::vector(6 * block))?;
+        let diffs = ArithShare::from_components(diff_this, diff_next, Shape::vector(np * block))?;
         let lt = msb_bits_async(p, &diffs, bits).await?;
         let plane = |k: usize, negate: bool| -> Plane {
             let r = k * words..(k + 1) * words;
@@ -114,13 +146,6 @@ async fn tournament<R: Ring>(
             }
             (t, nx)
         };
-        // lt_k for PAIRS[k]; element i wins iff a_i ≥ every later and > every earlier.
-        let wins: [[(usize, bool); 3]; 4] = [
-            [(0, true), (1, true), (2, true)],
-            [(0, false), (3, true), (4, true)],
-            [(1, false), (3, false), (5, true)],
-            [(2, false), (4, false), (5, false)],
-        ];
         let cat = |planes: Vec<Plane>| -> Plane {
             let mut out = (Vec::new(), Vec::new());
             for (t, nx) in planes {
@@ -129,21 +154,23 @@ async fn tournament<R: Ring>(
             }
             out
         };
-        let left = cat(wins.iter().map(|w| plane(w[0].0, w[0].1)).collect());
-        let right = cat(wins.iter().map(|w| plane(w[1].0, w[1].1)).collect());
-        let u = and_async(p, (&left.0, &left.1), (&right.0, &right.1)).await?;
-        let third = cat(wins.iter().map(|w| plane(w[2].0, w[2].1)).collect());
-        let win = and_async(p, (&u.0, &u.1), (&third.0, &third.1)).await?;
-        let win = BoolShare::from_components(1, 4 * block, win.0, win.1)?;
-        let win = b2a_async::<R>(p, &win, Shape::vector(4 * block)).await?;
-        let win: Vec<ArithShare<R>> = (0..4)
+        let column = |c: usize| cat(wins.iter().map(|w| plane(w[c].0, w[c].1)).collect());
+        // Two AND levels for three bits (groups of four); a pair's bit is its own winner.
+        let mut win = column(0);
+        for c in 1..wins[0].len() {
+            let other = column(c);
+            win = and_async(p, (&win.0, &win.1), (&other.0, &other.1)).await?;
+        }
+        let win = BoolShare::from_components(1, arity * block, win.0, win.1)?;
+        let win = b2a_async::<R>(p, &win, Shape::vector(arity * block)).await?;
+        let win: Vec<ArithShare<R>> = (0..arity)
             .map(|q| win.slice(q * block, gn))
             .collect::<Result<_, _>>()?;
         // Σ_q win_q·a_q (and Σ_q win_q·index_q) in one product call.
         let mut lhs: Vec<&ArithShare<R>> = win.iter().collect();
         let mut rhs: Vec<&ArithShare<R>> = a.iter().collect();
         let ids: Vec<ArithShare<R>> = if with_index {
-            (0..4)
+            (0..arity)
                 .map(|q| member(&index, q, R::ZERO))
                 .collect::<Result<_, _>>()?
         } else {
@@ -156,14 +183,14 @@ async fn tournament<R: Ring>(
         let prod = mul_async(p, &ArithShare::concat(&lhs), &ArithShare::concat(&rhs)).await?;
         let sum = |first: usize| -> Result<ArithShare<R>, Error> {
             let mut acc = prod.slice(first * gn, gn)?;
-            for q in 1..4 {
+            for q in 1..arity {
                 acc.add_assign(&prod.slice((first + q) * gn, gn)?)?;
             }
             Ok(acc)
         };
         vals = sum(0)?;
         if with_index {
-            index = sum(4)?;
+            index = sum(arity)?;
         }
         m = g;
     }

@@ -99,8 +99,8 @@
 //! | `and` (per level) | 1 | `P_i` from `P_{i+1}`: `z_{i+1} ⊕ α_{i+1}` | `F(k_{i+2})`, stream of `P_i`'s two peers | any |
 //! | `msb_bits`, `msb`, `a2b` | `2 + ⌈log2(bits−1)⌉`; 8; 8 | `L+1` from `L`: `S ⊕ r`; then one `and` message per level | `r`, stream of `L, L+2`; then as `and` | `msb_bits`: `abs(x) < 2^(bits−1)`; others exact |
 //! | `b2a` | 2 | `L+2`: `a − r` from `L` and `±r − σ` from `L+1`; `L+1`: `t_2 − ρ` from `L+2`; `L`: nothing | `r, σ`, stream of `L, L+1`; `ρ`, stream of `L, L+2` | any bit |
-//! | `trunc` | 2 | `L+1`: `T0 − ρ`, `p'` from `L` and `t2` from `L+2`; `L`: `e1` from `L+1` and `e2` from `L+2`; `L+2`: nothing | `ρ, s, λ`, stream of `L, L+2`; `μ, ν`, stream of `L+1, L+2` | `x ∈ [−2^(k−2), 2^(k−2))` |
-//! | `additive_trunc` | 2 | as `trunc`, plus the swap: `L+1` and `L+2` each get the other's masked summand | as `trunc`; `F(k_L)` for `L+1`, `F(k_{L+1})` for `L+2` | the *sum* in the truncation range |
+//! | `trunc` | 2 | `L+1`: `T0 − ρ`, `p'` from `L` and `t2` from `L+2`; `L`: `ℓ` from `L+1`; `L+2`: nothing | `ρ, s, λ`, stream of `L, L+2`; `μ`, stream of `L+1, L+2` | `x ∈ [−2^(k−2), 2^(k−2))` |
+//! | `additive_trunc` | 2 | as `trunc`, but `L` gets `e1` from `L+1` and `e2` from `L+2` instead of `ℓ`; plus the swap: `L+1` and `L+2` each get the other's masked summand | as `trunc`, and `ν` (stream of `L+1, L+2`); `F(k_L)` for `L+1`, `F(k_{L+1})` for `L+2` | the *sum* in the truncation range |
 //! | `piecewise` | see `poly` | the union of its `msb_bits`, `b2a`, truncations and products | as those | `abs(x) < 2^13`, result below `2^14` |
 //! | `reciprocal`, `rsqrt`, `softmax`, norms, `max` | see their modules | unions of the above | as those | see below |
 //!
@@ -257,9 +257,12 @@
 //!   `P1` receives `z_2 + α_2`, `P2` receives `z_1 + α_1`;
 //! - (round 1) `P0 → P1`: `T0 − ρ` (one ring element), where
 //!   `T0 = (A' >> m) − p·U − (2^(k−2−m) − 1)`, and `p' = p + s` (packed);
-//! - (round 1; round 2 for an additive input, since `P2` needs `B'`) `P2 → P0`:
-//!   `e2 = ν − q·s`, and `P2 → P1`: `t2 = λ − q·s`;
-//! - (round 2) `P1 → P0`: `e1 = −q·(1 − p') − μ − ν`;
+//! - (round 1; round 2 for an additive input, since `P2` needs `B'`) `P2 → P1`:
+//!   `t2 = λ − q·s`;
+//! - replicated input, (round 2) `P1 → P0`: `ℓ = −q·(1 − p') − μ + t2`, once `P1` has
+//!   `t2`;
+//! - additive input, (round 2) `P1 → P0`: `e1 = −q·(1 − p') − μ − ν` and `P2 → P0`:
+//!   `e2 = ν − q·s` (`P1` cannot wait for `t2`, which comes in the same round);
 //! - `P2` receives nothing else.
 //!
 //! The cross term of `w` is thus split without any exchange between the two bit
@@ -276,12 +279,13 @@
 //!   learns `p` or `w`. `ζ` is known to `P1` and hides nothing from it: without `ρ`,
 //!   `T0 − ρ` would reveal bits `m … k−1` of `A'`, hence (knowing `ζ` and `x_1`) the high
 //!   bits of `x_0` and of `x`.
-//! - `P0` receives `e1` from `P1` and `e2` from `P2`. It knows `s` and `p'`; `μ` and
-//!   `ν` (stream of `P1, P2`, unknown to `P0`) make `(μ, ν) ↦ (e1, e2)` a bijection, so
-//!   the pair is jointly uniform. The joint view is what matters here: each message
-//!   alone is masked (`e2` by `ν`, `e1` by `μ` and `ν`), but their sum
-//!   `e1 + e2 = −q·(1 − p) − μ` is masked by `μ` only; without `μ` it would reveal `q`
-//!   wherever `p = 0`.
+//! - `P0` receives, for a replicated input, `ℓ = −q·(1 − p) − q·s + λ − μ` from `P1`:
+//!   it knows `s`, `p`, `λ`, and `μ` (stream of `P1, P2`, unknown to `P0`) masks the
+//!   rest. For an additive input it receives `e1` from `P1` and `e2` from `P2`; `μ` and
+//!   `ν` make `(μ, ν) ↦ (e1, e2)` a bijection, so the pair is jointly uniform. The joint
+//!   view is what matters there: each message alone is masked (`e2` by `ν`, `e1` by `μ`
+//!   and `ν`), but their sum `e1 + e2 = −q·(1 − p) − μ` is masked by `μ` only; without
+//!   `μ` it would reveal `q` wherever `p = 0`.
 //! - `P2` receives nothing in the core; for an additive input, `z_1 + α_1`, masked by
 //!   `F(k_1)` inside `α_1` (stream of `P0, P1`, unknown to `P2`).
 //!
@@ -297,7 +301,7 @@
 //! **(d) Output.** `y_0 = ρ − λ·U`, a fresh PRF value of the stream of `P0, P2` (held by
 //! `P0` and `P2`); `y_2 = (B' >> m) + μ·U` (held by `P1` and `P2`), whose top `m` bits
 //! are fresh (`μ`) and whose low bits `B' >> m` both holders know already; and
-//! `y_1 = (T0 − ρ) + (e1 + e2 + λ)·U` as `P0` computes it,
+//! `y_1 = (T0 − ρ) + ℓ·U` (`ℓ = e1 + e2 + λ` for an additive input) as `P0` computes it,
 //! `= (T0 − ρ) + (t2 − q·(1 − p') − μ)·U` as `P1` does (held by both). The sum is
 //! `(A' >> m) + (B' >> m) − w·U − (2^(k−2−m) − 1) = floor(x/2^m) + e`. `P1` lacks
 //! `y_0` (`ρ`, `λ`); `P0` lacks `y_2`, hidden by `B'` and `μ`; `P2` knows `ρ`, `λ`, `μ`

@@ -40,30 +40,30 @@
 //! `T0 = (A>>m) − a·U − (2^(k−2−m) − 1)` at `P0`, `T1 = −b·(1 − a')·U` at `P1`,
 //! `T2 = −b·s·U` at `P2`, plus `(B>>m)` at both `P1` and `P2`,
 //!
-//! sum to `floor(x/2^m) + 1 − δ`, and are re-shared in the same messages:
+//! sum to `floor(x/2^m) + 1 − δ`, and are re-shared in the same messages. For a
+//! replicated input (`P2` knows `b` from the start):
 //!
 //! 1. `P0` draws `s` (mod `2^m`), `ρ` and `λ` (mod `2^m`) from its stream with `P2`;
-//!    `P1` and `P2` draw `μ`, `ν` (mod `2^m`). `P0` sends `P1` the values `T0 − ρ`
-//!    (`B` bytes) and `a'` (`w` bytes).
-//! 2. `P2` sends `P0` the value `e2 = −b·s + ν` and `P1` the value `t2 = −b·s + λ`;
-//!    `P1` sends `P0` the value `e1 = −b·(1 − a') − μ − ν` (all mod `2^m`, `w` bytes).
+//!    `P1` and `P2` draw `μ` (mod `2^m`). `P0` sends `P1` the values `T0 − ρ` (`B`
+//!    bytes) and `a'` (`w` bytes); `P2` sends `P1` the value `t2 = −b·s + λ` (`w` bytes).
+//! 2. `P1` sends `P0` the value `ℓ = −b·(1 − a') − μ + t2` (`w` bytes).
 //!
-//! The output shares are `y_0 = ρ − λ·U`, `y_1 = (T0 − ρ) + (e1 + e2 + λ)·U` (at `P0`)
-//! `= (T0 − ρ) + (−b·(1 − a') − μ + t2)·U` (at `P1`), `y_2 = (B>>m) + μ·U`. `P1`
-//! receives `T0 − ρ`, `a'` and `t2`, masked by `ρ`, `s` and `λ` (its stream-mates
-//! `P0`, `P2` share them; `P1` does not); `P0` receives `e1` and `e2`, jointly masked by
-//! the independent `μ` and `ν`; `P2` receives nothing. For a replicated input `P2`
-//! knows `b` from the start, so its messages go out in the first round and only `e1`
-//! waits for `a'`: 2 rounds.
+//! The output shares are `y_0 = ρ − λ·U`, `y_1 = (T0 − ρ) + ℓ·U` (both `P0` and `P1`
+//! know it), `y_2 = (B>>m) + μ·U`. `P1` receives `T0 − ρ`, `a'` and `t2`, masked by
+//! `ρ`, `s` and `λ` (`P0` and `P2` share them; `P1` does not); `P0` receives `ℓ`,
+//! masked by `μ`; `P2` receives nothing.
 //!
 //! For a product, the input is the additive `z = z_0 + z_1 + z_2` (re-randomised by a
 //! PRSS zero share) before resharing: `P1` and `P2` swap `z_1`, `z_2` (so
-//! `B = z_1 + z_2`, `A = z_0`) in the same round as `P0`'s message, and every message
-//! of step 2 goes out in the second round: still 2 rounds, and no resharing.
+//! `B = z_1 + z_2`, `A = z_0`) in the same round as `P0`'s message. `P2` then learns `b`
+//! only in the second round, so `P0`'s low part comes from both in that round: `P1` and
+//! `P2` also draw `ν`, `P1` sends `e1 = −b·(1 − a') − μ − ν` and `P2` sends
+//! `e2 = −b·s + ν` (beside `t2`), and `ℓ = e1 + e2 + λ` (the two jointly masked by the
+//! independent `μ`, `ν`). Still 2 rounds, and no resharing.
 //!
 //! Cost per element (`Z_{2^64}`, `m = 18`, `w = 3` bytes): replicated input 2 rounds,
-//! 20 bytes in total (lead 11, `P2` 6, `P1` 3); additive input 2 rounds, 36 bytes
-//! (the swap adds 8 from each of `P1`, `P2`).
+//! 17 bytes in total (lead 11, the others 3 each); additive input 2 rounds, 36 bytes
+//! (lead 11, `P1` 11, `P2` 14).
 
 use alloc::vec::Vec;
 
@@ -248,27 +248,28 @@ async fn trunc_core<R: Ring>(
             ring::encode_slice(&t0, t_bytes);
             ring::pack_low(&a1, m, a_bytes);
             br.send_bytes(mid, msg)?;
-            // e2 comes in the round P2 learns b: the first, or the second after a swap.
+            // Replicated input: one message back, `ℓ = T1/U − μ + t2`, in the second round.
+            // Additive input: `e1 = T1/U − μ − ν` and `e2 = T2/U + ν`, both in the second
+            // round (P2 learns b only after the swap).
+            br.next_round().await;
             let e2 = if additive {
-                br.next_round().await;
-                br.recv_packed::<R>(last, n, m)?
+                Some(br.recv_packed::<R>(last, n, m)?)
             } else {
-                let e2 = br.recv_packed::<R>(last, n, m)?;
-                br.next_round().await;
-                e2
+                None
             };
-            let e1 = br.recv_packed::<R>(mid, n, m)?.await;
-            let e2 = e2.await;
+            let mut low = br.recv_packed::<R>(mid, n, m)?.await;
+            if let Some(e2) = e2 {
+                for ((l, e), lam) in low.iter_mut().zip(&e2.await).zip(&lambda) {
+                    *l = l.wrapping_add(*e).wrapping_add(*lam);
+                }
+            }
             let y0: Vec<R> = rho
                 .iter()
                 .zip(&lambda)
                 .map(|(r, l)| r.wrapping_sub(l.low_bits(m).shl(up)))
                 .collect();
             let y1: Vec<R> = (0..n)
-                .map(|j| {
-                    let low = e1[j].wrapping_add(e2[j]).wrapping_add(lambda[j]);
-                    t0[j].wrapping_add(low.low_bits(m).shl(up))
-                })
+                .map(|j| t0[j].wrapping_add(low[j].low_bits(m).shl(up)))
                 .collect();
             (y0, y1)
         }
@@ -278,23 +279,31 @@ async fn trunc_core<R: Ring>(
             let rho: Vec<R> = br.prss().draw_with_next(n);
             let lambda: Vec<R> = br.prss().draw_with_next_bits(n, m);
             let mu: Vec<R> = br.prss().draw_with_prev_bits(n, m);
-            let nu: Vec<R> = br.prss().draw_with_prev_bits(n, m);
+            let nu: Vec<R> = if additive {
+                br.prss().draw_with_prev_bits(n, m)
+            } else {
+                Vec::new()
+            };
             if let Some(theirs) = swapped {
                 for (v, o) in b.iter_mut().zip(&theirs.await) {
                     *v = v.wrapping_add(*o);
                 }
             }
-            let mut e2 = Vec::with_capacity(n);
+            let mut e2 = Vec::with_capacity(if additive { n } else { 0 });
             let mut t2 = Vec::with_capacity(n);
             let mut y2 = Vec::with_capacity(n);
             for j in 0..n {
                 let big_b = b[j].wrapping_sub(zeta[j]);
                 let bs = if big_b.msb() { s[j] } else { R::ZERO };
-                e2.push(nu[j].wrapping_sub(bs));
+                if additive {
+                    e2.push(nu[j].wrapping_sub(bs));
+                }
                 t2.push(lambda[j].wrapping_sub(bs));
                 y2.push(big_b.shr(m).wrapping_add(mu[j].low_bits(m).shl(up)));
             }
-            br.send_packed(lead, &e2, m)?;
+            if additive {
+                br.send_packed(lead, &e2, m)?;
+            }
             br.send_packed(mid, &t2, m)?;
             let y0: Vec<R> = rho
                 .iter()
@@ -307,7 +316,11 @@ async fn trunc_core<R: Ring>(
             // P1: (μ, ν) shared with P2 via `with_next`. T0 − ρ and a' arrive in the first
             // round; t2 in the same round, or one later after a swap.
             let mu: Vec<R> = br.prss().draw_with_next_bits(n, m);
-            let nu: Vec<R> = br.prss().draw_with_next_bits(n, m);
+            let nu: Vec<R> = if additive {
+                br.prss().draw_with_next_bits(n, m)
+            } else {
+                Vec::new()
+            };
             let from_lead = br.recv_bytes(lead, n * (R::BYTES + w))?;
             if let Some(theirs) = swapped {
                 for (v, o) in b.iter_mut().zip(&theirs.await) {
@@ -321,28 +334,41 @@ async fn trunc_core<R: Ring>(
             let mut a1 = alloc::vec![R::ZERO; n];
             ring::decode_slice(t_bytes, &mut t0);
             ring::unpack_low(a_bytes, m, &mut a1);
-            let mut e1 = Vec::with_capacity(n);
+            // T1/U − μ, with −b·(1 − a') = T1/U.
             let mut t1 = Vec::with_capacity(n);
             let mut y2 = Vec::with_capacity(n);
             for j in 0..n {
                 let big_b = b[j].wrapping_sub(zeta[j]);
-                // −b·(1 − a')
                 let term = if big_b.msb() {
                     a1[j].wrapping_sub(R::ONE)
                 } else {
                     R::ZERO
                 };
-                e1.push(term.wrapping_sub(mu[j]).wrapping_sub(nu[j]));
                 t1.push(term.wrapping_sub(mu[j]));
                 y2.push(big_b.shr(m).wrapping_add(mu[j].low_bits(m).shl(up)));
             }
-            br.send_packed(lead, &e1, m)?;
+            // P0 learns its low part from P1 and P2 (additive input: P1 sends before t2
+            // arrives, in the round P2 sends e2), or from P1 alone (replicated input: t2
+            // came in the first round, so P1 can add it).
+            if additive {
+                let e1: Vec<R> = t1
+                    .iter()
+                    .zip(&nu)
+                    .map(|(a, v)| a.wrapping_sub(*v))
+                    .collect();
+                br.send_packed(lead, &e1, m)?;
+            }
             let t2 = t2.await;
+            let low: Vec<R> = t1
+                .iter()
+                .zip(&t2)
+                .map(|(a, b)| a.wrapping_add(*b))
+                .collect();
+            if !additive {
+                br.send_packed(lead, &low, m)?;
+            }
             let y1: Vec<R> = (0..n)
-                .map(|j| {
-                    let low = t1[j].wrapping_add(t2[j]);
-                    t0[j].wrapping_add(low.low_bits(m).shl(up))
-                })
+                .map(|j| t0[j].wrapping_add(low[j].low_bits(m).shl(up)))
                 .collect();
             (y1, y2)
         }
