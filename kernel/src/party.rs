@@ -10,7 +10,6 @@ use crate::cost::CostLedger;
 use crate::error::Error;
 use crate::fixed::FixedPoint;
 use crate::prss::{Prss, SEED_BYTES};
-use crate::ring::{self, Ring};
 use crate::rounds::{Branch, Link};
 use crate::transport::{PartyId, Transport};
 
@@ -63,9 +62,11 @@ pub fn session_entropy(seed: Option<u64>, id: PartyId) -> Result<ChaCha12Rng, Er
 /// One of the three parties of a session.
 ///
 /// Created by [`Party::setup`], which agrees fresh PRSS keys with both peers (one round,
-/// 32 bytes to each). Protocols are free functions in [`protocols`](crate::protocols)
-/// taking `&mut Party`. All three parties must call the same protocols in the same
-/// order with the same public parameters.
+/// 64 bytes to each). Protocols are free functions in [`protocols`](crate::protocols)
+/// taking `&mut Party` (each a [`run`](Self::run) of its `*_async` form over a
+/// [`Branch`]; a protocol built outside the kernel is written the same way). All three
+/// parties must call the same protocols in the same order with the same public
+/// parameters.
 pub struct Party<T: Transport> {
     id: PartyId,
     transport: T,
@@ -147,7 +148,7 @@ impl<T: Transport> Party<T> {
         &self.costs
     }
 
-    /// The PRSS streams, for protocols built outside the kernel.
+    /// The PRSS streams (between runs; inside one, a [`Branch`] has its own).
     pub fn prss(&mut self) -> &mut Prss {
         &mut self.prss
     }
@@ -218,93 +219,28 @@ impl<T: Transport> Party<T> {
         self.rounds_waited
     }
 
-    /// Sends one counted message.
-    pub fn send_bytes(&mut self, to: PartyId, msg: Vec<u8>) -> Result<(), Error> {
+    /// Sends one counted message (set-up only; protocols send through a [`Branch`]).
+    fn send_bytes(&mut self, to: PartyId, msg: Vec<u8>) -> Result<(), Error> {
         self.check_peer(to)?;
         self.costs.sent(to, msg.len());
         self.transport.send_owned(to, msg)?;
         Ok(())
     }
 
-    /// Receives one message of exactly `len` bytes.
-    pub fn recv_bytes(&mut self, from: PartyId, len: usize) -> Result<Vec<u8>, Error> {
+    /// Receives one message of exactly `len` bytes (set-up only).
+    fn recv_bytes(&mut self, from: PartyId, len: usize) -> Result<Vec<u8>, Error> {
         self.check_peer(from)?;
         Ok(self.transport.recv_owned(from, len)?)
     }
 
-    /// Sends ring elements as one counted message.
-    pub fn send_ring<R: Ring>(&mut self, to: PartyId, values: &[R]) -> Result<(), Error> {
-        let mut buf = alloc::vec![0u8; values.len() * R::BYTES];
-        ring::encode_slice(values, &mut buf);
-        self.send_bytes(to, buf)
-    }
-
-    /// Receives exactly `n` ring elements.
-    pub fn recv_ring<R: Ring>(&mut self, from: PartyId, n: usize) -> Result<Vec<R>, Error> {
-        let len = n
-            .checked_mul(R::BYTES)
-            .ok_or(Error::InvalidParameter("message too large"))?;
-        let bytes = self.recv_bytes(from, len)?;
-        let mut out = alloc::vec![R::ZERO; n];
-        ring::decode_slice(&bytes, &mut out);
-        Ok(out)
-    }
-
-    /// Sends the low `bits` bits of each value, packed in `ceil(bits/8)` bytes each.
-    pub fn send_packed<R: Ring>(
-        &mut self,
-        to: PartyId,
-        values: &[R],
-        bits: u32,
-    ) -> Result<(), Error> {
-        let mut buf = alloc::vec![0u8; values.len() * ring::packed_bytes(bits)];
-        ring::pack_low(values, bits, &mut buf);
-        self.send_bytes(to, buf)
-    }
-
-    /// Receives `n` values sent by [`send_packed`](Self::send_packed), masked to `bits` bits.
-    pub fn recv_packed<R: Ring>(
-        &mut self,
-        from: PartyId,
-        n: usize,
-        bits: u32,
-    ) -> Result<Vec<R>, Error> {
-        let len = n
-            .checked_mul(ring::packed_bytes(bits))
-            .ok_or(Error::InvalidParameter("message too large"))?;
-        let bytes = self.recv_bytes(from, len)?;
-        let mut out = alloc::vec![R::ZERO; n];
-        ring::unpack_low(&bytes, bits, &mut out);
-        Ok(out)
-    }
-
     /// Flushes the transport.
-    pub fn flush(&mut self) -> Result<(), Error> {
+    fn flush(&mut self) -> Result<(), Error> {
         Ok(self.transport.flush()?)
-    }
-
-    /// Declares that the running protocol used `n` communication rounds.
-    pub fn count_rounds(&mut self, n: u64) {
-        self.costs.rounds(n);
-    }
-
-    /// Records that `values` secrets were revealed to party `to`.
-    pub fn count_opened(&mut self, to: PartyId, values: usize) {
-        self.costs.opened(to, values);
     }
 
     /// Records that this party handed its shares of `values` secrets to the output client.
     pub fn count_output(&mut self, values: usize) {
         self.costs.output(values);
-    }
-
-    /// The party leading the next asymmetric protocol call; rotates 0, 1, 2, … so that
-    /// asymmetric costs spread evenly over the parties. Every party calls this in the
-    /// same order, so they agree.
-    pub fn next_lead(&mut self) -> PartyId {
-        let p = PartyId::ALL[(self.lead_counter % 3) as usize];
-        self.lead_counter += 1;
-        p
     }
 
     fn check_peer(&self, peer: PartyId) -> Result<(), Error> {

@@ -122,7 +122,7 @@
 //!
 //! **(c)** Both members of a pair must draw the same amounts in the same order, which
 //! holds because all servers run the same public protocol sequence (the lead rotation of
-//! `Party::next_lead` is a public counter). A desynchronised pair breaks correctness,
+//! `Branch::next_lead` is a public counter). A desynchronised pair breaks correctness,
 //! not secrecy: masks are still drawn from streams the receiver lacks.
 //!
 //! # Resharing, products, inputs and outputs (`arith`)

@@ -10,7 +10,7 @@
 //! 1-round ABY3 "share truncation" instead fails with error `~2^(k-m)` with probability
 //! `~|x|/2^k` per element; across the `~10^8` truncations of one sample that is not rare.
 //!
-//! # Protocol (our own design; roles rotate with [`Party::next_lead`])
+//! # Protocol (our own design; roles rotate with [`Branch::next_lead`])
 //!
 //! Call the lead `P0`, its successor `P1` and the third party `P2`; `U = 2^(k−m)`. The
 //! input is first written as `x' = x + 2^(k-2) = A + B mod 2^k` with
