@@ -158,7 +158,22 @@ pub fn clamp(n: usize) -> Estimate {
 
 /// `below_thresholds`: `j` thresholds, comparison width `width`.
 pub fn below_thresholds(n: usize, j: usize, width: u32) -> Estimate {
-    msb_bits(j * n, width) + b2a(j * n)
+    negative(j * n, width)
+}
+
+/// [`negative`](crate::protocols::sign::negative): `[x < 0]` of `bits`-bit values as
+/// arithmetic bits.
+pub fn negative(n: usize, bits: u32) -> Estimate {
+    use crate::protocols::sign::{blocks, tree_gates, tree_levels};
+    let nb = blocks(bits) as u64;
+    let gates = tree_gates(blocks(bits)) as u64;
+    let (n64, w) = (n as u64, n.div_ceil(64) as u64);
+    let tables = 4 * nb * n64 + 8 * w;
+    let dealt = 8 * gates * w;
+    let beaver = 2 * 2 * 8 * gates * w;
+    let opening = 4 * 8 * w;
+    let core = est(tables + dealt + beaver, 1 + tree_levels(blocks(bits)));
+    core.beside(b2a(n)) + est(opening, 1)
 }
 
 /// Comparison width of the approximations.
@@ -235,28 +250,14 @@ pub fn approximate(
 
 /// [`max`](crate::protocols::max) along rows of length `len` (comparison width `bits`).
 pub fn max(rows: usize, len: usize, bits: u32) -> Estimate {
-    let arity = crate::protocols::reduce::tournament_arity(rows * len);
-    let (pairs, and_levels) = if arity == 4 { (6, 2) } else { (1, 0) };
     let mut total = FREE;
     let mut m = len;
     while m > 1 {
-        let g = m.div_ceil(arity);
-        let gn = rows * g;
-        let words = gn.div_ceil(64);
-        let block = 64 * words;
-        total += msb_bits(pairs * block, bits);
-        for _ in 0..and_levels {
-            total += and(arity * words);
-        }
-        total += b2a(arity * block) + mul(arity * gn);
-        m = g;
+        let pairs = rows * (m / 2);
+        total += negative(pairs, bits) + mul(pairs);
+        m = m.div_ceil(2);
     }
     total
-}
-
-/// [`and`](crate::protocols::boolean::and) of `words` 64-gate words.
-pub fn and(words: usize) -> Estimate {
-    est(3 * 8 * words as u64, 1)
 }
 
 /// Number of powers of four strictly inside `(2^lo, 2^hi)` used by the normalisation.

@@ -116,6 +116,20 @@ impl Prss {
         v
     }
 
+    /// `len` raw keystream bytes from the stream shared with the previous party.
+    pub fn draw_bytes_with_prev(&mut self, len: usize) -> Vec<u8> {
+        let mut v = alloc::vec![0u8; len];
+        rand_core::Rng::fill_bytes(&mut self.with_prev, &mut v);
+        v
+    }
+
+    /// `len` raw keystream bytes from the stream shared with the next party.
+    pub fn draw_bytes_with_next(&mut self, len: usize) -> Vec<u8> {
+        let mut v = alloc::vec![0u8; len];
+        rand_core::Rng::fill_bytes(&mut self.with_next, &mut v);
+        v
+    }
+
     /// `n` values below `2^bits` from the stream shared with the previous party, drawn
     /// as 32-bit words when `bits ≤ 32` (half the keystream of full words: the masks a
     /// truncation needs only modulo `2^m`).

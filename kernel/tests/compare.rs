@@ -121,3 +121,42 @@ fn a2b_recovers_every_bit() {
     }));
     assert_eq!(out[0], y);
 }
+
+#[test]
+fn negative_in_five_rounds_matches_the_sign_at_every_width() {
+    use cipherdm_kernel::protocols::sign;
+    for bits in [2u32, 5, 6, 17, 33, 64] {
+        let half: i128 = 1i128 << (bits - 1);
+        let mut g = rng(u64::from(bits));
+        let mut vals: Vec<i128> = vec![0, -1, 1, half - 1, -half, -half + 1, half - 2];
+        vals.extend((0..700).map(|_| {
+            let r = rand_core::Rng::next_u64(&mut g) as i128;
+            r.rem_euclid(2 * half) - half
+        }));
+        let xs: Vec<u64> = vals.iter().map(|&v| v as u64).collect();
+        let shares = deal(&xs, Shape::vector(xs.len()), 9);
+        let out = ok3(run3_with(&cfg(), shares, move |p, s| {
+            let before = p.costs().total().rounds;
+            let waited = p.rounds_waited();
+            let b = sign::negative(p, &s, bits)?;
+            let declared = p.costs().total().rounds - before;
+            let went = p.rounds_waited() - waited;
+            Ok((pr::open(p, &b)?, declared, went))
+        }));
+        let levels = sign::tree_levels(sign::blocks(bits));
+        let want_rounds = (1 + levels).max(2) + 1;
+        for (i, o) in out.iter().enumerate() {
+            assert_eq!(
+                o.1, want_rounds,
+                "{bits} bits: declared rounds at party {i}"
+            );
+            assert_eq!(
+                o.2, want_rounds,
+                "{bits} bits: scheduler rounds at party {i}"
+            );
+        }
+        for (v, b) in vals.iter().zip(&out[0].0) {
+            assert_eq!(*b, u64::from(*v < 0), "{bits} bits: [{v} < 0]");
+        }
+    }
+}

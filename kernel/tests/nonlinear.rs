@@ -122,11 +122,10 @@ fn max_and_argmax_with_ties_and_odd_rows() {
 }
 
 #[test]
-fn large_calls_use_pairs_and_stay_exact() {
-    // Above FOUR_WAY_MAX_ELEMENTS the tournament compares pairs: rows of 5 take three
-    // binary levels (5 -> 3 -> 2 -> 1) of 10 rounds, against two 4-ary levels of 12.
-    let (rows, n) = (pr::reduce::FOUR_WAY_MAX_ELEMENTS / 5 + 1, 5);
-    assert!(rows * n > pr::reduce::FOUR_WAY_MAX_ELEMENTS);
+fn long_rows_of_ties_give_the_first_maximum_in_six_rounds_per_level() {
+    // Rows of 5 take three levels (5 -> 3 -> 2 -> 1), each one comparison (5 rounds)
+    // and one selection product.
+    let (rows, n) = (3000, 5);
     let mut g = rng(77);
     let x: Vec<f64> = (0..rows * n)
         // Small integers: many ties, so the first-index rule is exercised.
@@ -139,7 +138,7 @@ fn large_calls_use_pairs_and_stay_exact() {
         let rounds = p.costs().total().rounds - before;
         Ok((pr::open(p, &m)?, pr::open(p, &i)?, rounds))
     }));
-    assert_eq!(out[0].2, 30, "three binary levels of 10 rounds");
+    assert_eq!(out[0].2, 18, "three levels of 6 rounds");
     let maxima = dec(&out[0].0);
     for r in 0..rows {
         let row = &x[r * n..(r + 1) * n];

@@ -44,6 +44,7 @@ pub mod poly;
 pub mod reduce;
 pub mod security;
 pub mod select;
+pub mod sign;
 pub mod trunc;
 
 pub use arith::*;

@@ -29,15 +29,12 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::arith::mul_fixed_async;
-use super::compare::msb_bits_async;
-use super::select::b2a_async;
 use super::trunc::{additive_trunc_async, trunc_async};
 use crate::approx::{Approximation, Function, Piecewise, Profile, entry};
 use crate::error::Error;
 use crate::party::Party;
 use crate::ring::Ring;
 use crate::rounds::Branch;
-use crate::shape::Shape;
 use crate::share::ArithShare;
 use crate::transport::Transport;
 
@@ -173,7 +170,8 @@ pub fn power_levels(needed: &[bool]) -> Vec<Vec<usize>> {
 
 /// `[x < t_j]` as integer shares for every public threshold `t_j` (ring-encoded) and
 /// every element, threshold-major (`t_0` for all elements, then `t_1`, …): one
-/// [`msb_bits`](super::msb_bits) call of width `width` over all differences, one [`b2a`](super::b2a) call.
+/// [`negative`](super::sign::negative) call of width `width` over all differences
+/// (5 rounds for the approximations' 33 bits).
 pub fn below_thresholds<R: Ring, T: Transport>(
     p: &mut Party<T>,
     x: &ArithShare<R>,
@@ -196,8 +194,7 @@ pub async fn below_thresholds_async<R: Ring>(
         .map(|t| x.add_public_scalar(me, t.wrapping_neg()))
         .collect();
     let all = ArithShare::concat(&diffs.iter().collect::<Vec<_>>());
-    let bits = msb_bits_async(p, &all, width).await?;
-    b2a_async::<R>(p, &bits, Shape::vector(all.len())).await
+    super::sign::negative_async(p, &all, width).await
 }
 
 /// Secure evaluation of a piecewise polynomial; see the [module docs](self).
