@@ -583,6 +583,17 @@ fn messages_received_during_comparisons_are_uniform_words() {
         pr::msb_bits(p, &x, 33).unwrap();
     });
     assert_all_words_uniform("msb_bits(33) of public shares", &got);
+    // The 5-round sign: block tables, dealt triples, Beaver openings, the random bit's
+    // injection and the final opening shares.
+    let got = record(|p, x| {
+        pr::sign::negative(p, &x, 33).unwrap();
+    });
+    assert_all_words_uniform("negative(33)", &got);
+    let got = record(|p, _| {
+        let x = public_share(p, &constant(-3.5));
+        pr::sign::negative(p, &x, 33).unwrap();
+    });
+    assert_all_words_uniform("negative(33) of public shares", &got);
     // The test can fail: the lead's unmasked bit planes of its local sum.
     let planes = boolean::slice_bits(&constant(1.0), 64);
     let bytes: Vec<u8> = planes.iter().flat_map(|w| w.to_le_bytes()).collect();
@@ -699,6 +710,9 @@ fn two_secrets_give_indistinguishable_views() {
     });
     assert_same_view_for_two_inputs("mul_fixed", true, |p, x| {
         pr::mul_fixed(p, &x, &x).unwrap();
+    });
+    assert_same_view_for_two_inputs("negative(33)", false, |p, x| {
+        pr::sign::negative(p, &x, 33).unwrap();
     });
     assert_same_view_for_two_inputs("msb_bits(33)", false, |p, x| {
         pr::msb_bits(p, &x, 33).unwrap();

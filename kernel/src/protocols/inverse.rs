@@ -19,10 +19,10 @@
 //!    below 1.4e-5 (reciprocal) and 1.1e-6 (rsqrt) before fixed-point rounding.
 //!
 //! Cost (`Z_{2^64}`, f = 18): `K = ` number of powers of four strictly inside the range
-//! comparisons of width `f + hi + 1` and `K` bit injections beside `K + 1` truncations,
+//! comparisons of width `f + hi + 1` ([`negative`](super::sign::negative), arithmetic bits) beside `K + 1` truncations,
 //! one ring product per element and threshold, the quintic's powers and truncation, then
-//! 2 (reciprocal) or 3 (rsqrt) levels of products. Rounds: 10 + 6 + 4 = 20 (reciprocal),
-//! 22 (rsqrt); [`estimate`](crate::estimate) has the bytes.
+//! 2 (reciprocal) or 3 (rsqrt) levels of products. Rounds: 6 + 6 + 4 = 16 (reciprocal),
+//! 18 (rsqrt); [`estimate`](crate::estimate) has the bytes.
 //!
 //! Range: `-f ≤ lo < hi ≤ 13` so that every factor is an exact fixed-point power of two.
 //! Inputs outside the range give wrong results (not errors, and nothing is revealed):

@@ -24,11 +24,12 @@
 //! | [`msb`], [`lt`], [`gt`], [`le`], [`ge`], `*_public` | 8 | lead `B` + 23.4, others 23.4 | 78 |
 //! | [`msb_bits`] (33 bits, values below `2^14`) | 7 | lead 4.1 + 11.8, others 11.8 | 39 |
 //! | [`b2a`] | 2 | `B` each | 24 |
+//! | [`sign::negative`] (`[x < 0]` as an arithmetic bit, 33 bits) | 5 | lead 32.1 + 0.2, others ≈ 8.7 + 8 | ≈ 66 |
 //! | [`select`](select()) | 3 | `2B` each | 48 |
 //! | [`relu`] | 11 | as `msb` + `2B` each | 126 |
-//! | [`max`], [`argmax`] (per element, whole 4-ary tree) | 12 per level | 2 `msb_bits` + `2B` (+`B`) per element of the first level | ~145 / ~170 |
-//! | [`poly::piecewise`] (`J` breaks, `P` powers) | max(9, 2 + 2·levels) + 2 | `J·(msb_bits + B)` + `P·(B + 4w/3)` + 16 | e.g. SiLU Accurate 414 |
-//! | [`reciprocal`], [`rsqrt`] | 20 / 22, see [`inverse`] | | 777 / 1026 on the baseline ranges |
+//! | [`max`], [`argmax`] (per element, whole tree) | 6 per level | `negative` + `B` (+`B`) | ~90 / ~114 |
+//! | [`poly::piecewise`] (`J` breaks, `P` powers) | max(5, 2 + 2·levels) + 2 | `J·negative` + `P·(B + 4w/3)` + 16 | e.g. SiLU Accurate ≈ 420 |
+//! | [`reciprocal`], [`rsqrt`] | 16 / 18, see [`inverse`] | | see `opbench` |
 //! | [`softmax`], [`group_norm`], [`layer_norm`] | see [`norm`] | | |
 //!
 //! For comparison (SPU 0.9.5 and MP-SPDZ, docs/BENCHMARKS.md): SPU's ABY3 spends 52 bytes and

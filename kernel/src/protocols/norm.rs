@@ -2,7 +2,7 @@
 //! "Secure Inference for Diffusion Models via Unconditional Scores" (Song et al.).
 //!
 //! **Softmax** (CipherDM's recipe, the stabilisation of Song et al.): subtract the row
-//! maximum ([`max`](super::max), a 4-ary tournament), exponentiate with a profile's exp
+//! maximum ([`max`](super::max), a tournament of 5-round comparisons), exponentiate with a profile's exp
 //! (entries below its cut-off become exactly zero), sum each row locally, take *one*
 //! [`reciprocal`](super::reciprocal) per row and multiply. Row sums lie in
 //! `[e(0), n]` (`e(0) ≈ 0.95` for CipherDM's exp), so the reciprocal range is

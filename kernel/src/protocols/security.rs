@@ -101,6 +101,7 @@
 //! | `b2a` | 2 | `L+2`: `a − r` from `L` and `±r − σ` from `L+1`; `L+1`: `t_2 − ρ` from `L+2`; `L`: nothing | `r, σ`, stream of `L, L+1`; `ρ`, stream of `L, L+2` | any bit |
 //! | `trunc` | 2 | `L+1`: `T0 − ρ`, `p'` from `L` and `t2` from `L+2`; `L`: `ℓ` from `L+1`; `L+2`: nothing | `ρ, s, λ`, stream of `L, L+2`; `μ`, stream of `L+1, L+2` | `x ∈ [−2^(k−2), 2^(k−2))` |
 //! | `additive_trunc` | 2 | as `trunc`, but `L` gets `e1` from `L+1` and `e2` from `L+2` instead of `ℓ`; plus the swap: `L+1` and `L+2` each get the other's masked summand | as `trunc`, and `ν` (stream of `L+1, L+2`); `F(k_L)` for `L+1`, `F(k_{L+1})` for `L+2` | the *sum* in the truncation range |
+//! | `sign::negative` | `max(1 + ⌈log2 nb⌉, 2) + 1` | `L+1`: block tables and the top bit from `L`, Beaver openings from `L+2`, `L+2`'s opening share; `L+2`: the dealt `c_2` from `L`, Beaver openings and the opening share from `L+1`; `L`: both opening shares | tables `α, α', γ` and `a_2, b_2` (stream of `L, L+2`); `c_1, a_1, b_1` (stream of `L, L+1`); `κ` (stream of `L+1, L+2`); `r` (PRSS bits, injected) | `x ∈ [−2^(bits−1), 2^(bits−1))` |
 //! | `piecewise` | see `poly` | the union of its `msb_bits`, `b2a`, truncations and products | as those | `abs(x) < 2^13`, result below `2^14` |
 //! | `reciprocal`, `rsqrt`, `softmax`, norms, `max` | see their modules | unions of the above | as those | see below |
 //!
@@ -387,3 +388,15 @@
 //!   the message lengths and the schedule and are public.
 //! - Anything when the links are not private (plaintext transport mode) or when set-up
 //!   entropy is seeded.
+//!
+//! # Sign in five rounds (`sign::negative`)
+//!
+//! The argument is in the [`sign`](super::sign) module's documentation (section
+//! *Views*): every table entry `P1` receives is masked by its own `α` or `α'`; the
+//! Beaver openings each of `P1`, `P2` receives are masked by triple parts from the
+//! dealer's stream with the other one; the dealer `P0` knows the triples but sees no
+//! opening, and of the final opening it receives two shares masked by `κ` (stream of
+//! `P1`, `P2`), so it learns `m = [x < 0] ⊕ r` only, which `r` (injected from three
+//! PRSS components, each unknown to one party) masks for everyone. A dealer that also
+//! saw a Beaver opening would learn the value it masks: the protocol relies on `P0` not
+//! colluding, as every protocol here does.
