@@ -275,6 +275,9 @@ fn normalise(n: usize, lo: i32, hi: i32, f: u32) -> Estimate {
         return mul_public_scalar_precise(n, f);
     }
     let width = ((f as i32 + hi + 1) as u32).min(K);
+    if n > crate::protocols::inverse::SCALED_COPIES_MAX_ELEMENTS {
+        return below_thresholds(n, k, width) + mul_fixed(n, f);
+    }
     below_thresholds(n, k, width).beside(trunc((k + 1) * n, coefficient_bits(f))) + mul(k * n)
 }
 

@@ -169,17 +169,20 @@ fn reciprocal_and_rsqrt_over_their_ranges() {
             "1/{x}: got {y}, want {want}"
         );
     }
-    let xs: Vec<f64> = (0..=300)
-        .map(|i| 0.01 * 10000f64.powf(i as f64 / 300.0))
-        .chain([0.0079, 127.9])
-        .collect();
-    let got = run1(&xs, Shape::vector(xs.len()), |p, s| pr::rsqrt(p, &s, -7, 7));
-    for (x, y) in xs.iter().zip(&got) {
-        let want = 1.0 / x.sqrt();
-        assert!(
-            (y - want).abs() <= 2e-4 * want.max(1.0),
-            "rsqrt({x}): got {y}, want {want}"
-        );
+    // Small calls normalise with scaled copies, large ones with a product: both paths.
+    for points in [300, pr::inverse::SCALED_COPIES_MAX_ELEMENTS + 1] {
+        let xs: Vec<f64> = (0..=points)
+            .map(|i| 0.01 * 10000f64.powf(i as f64 / points as f64))
+            .chain([0.0079, 127.9])
+            .collect();
+        let got = run1(&xs, Shape::vector(xs.len()), |p, s| pr::rsqrt(p, &s, -7, 7));
+        for (x, y) in xs.iter().zip(&got) {
+            let want = 1.0 / x.sqrt();
+            assert!(
+                (y - want).abs() <= 2e-4 * want.max(1.0),
+                "rsqrt({x}) over {points} points: got {y}, want {want}"
+            );
+        }
     }
 }
 

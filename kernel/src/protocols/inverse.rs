@@ -6,10 +6,12 @@
 //! 1. **Normalise by a power of four.** One batched comparison of `x` against every
 //!    `4^j` inside the range gives bits `c_j = [x < 4^j]`; after bit injection the
 //!    factors `a = 4^-E` and `s = 2^-E` (`4^E ≤ x < 4^(E+1)`) are *linear* in the bits
-//!    (telescoping sums of public powers of two), so they cost nothing more. The scaled
+//!    (telescoping sums of public powers of two), so they cost nothing more. For calls of
+//!    up to [`SCALED_COPIES_MAX_ELEMENTS`] elements (per-row statistics), the scaled
 //!    copies `x·(4^-e_{j-1} − 4^-e_j)` are truncated in the same rounds as the
 //!    comparison, so `x_n = x·a ∈ [1, 4)` is then one exact ring product of bits and
-//!    values (1 round, no truncation).
+//!    values (1 round, no truncation); larger calls take the fixed-point product `x·a`
+//!    (2 rounds, but no `K + 1` truncations of every element).
 //! 2. **Initial guess** on `[1, 4)`: a quintic (relative error 3.7e-3 for `1/x`, 8.5e-4
 //!    for `1/√x`) as `A(x) + x³·B(x)`: three products in two levels and one final
 //!    truncation (6 rounds).
@@ -126,6 +128,38 @@ pub(crate) struct Normalised<R: Ring> {
     pub(crate) s: ArithShare<R>,
 }
 
+/// Up to this many elements, the normalisation truncates scaled copies of the input
+/// beside its comparison and then needs one exact product (a round less than the
+/// fixed-point product after it, for `K + 1` truncations of every element: right for
+/// GroupNorm's and the softmax's per-row statistics). Shared with the cost model.
+pub const SCALED_COPIES_MAX_ELEMENTS: usize = 4096;
+
+/// `a += Σ_j c_j·(2^-e_{j-1} − 2^-e_j)` and `s` likewise with `2^-e/2`: the normalising
+/// factors, linear in the comparison bits `c` (threshold-major).
+#[allow(clippy::too_many_arguments)]
+fn add_factors<R: Ring>(
+    c: &ArithShare<R>,
+    exps: &[i32],
+    e0: i32,
+    f: u32,
+    n: usize,
+    shape: &Shape,
+    a: &mut ArithShare<R>,
+    s: &mut ArithShare<R>,
+) -> Result<(), Error> {
+    let pow2 = |e: i32| crate::fixed::pow2(e);
+    let mut prev = e0;
+    for (j, &e) in exps.iter().enumerate() {
+        let cj = c.slice(j * n, n)?.reshape(shape.clone())?;
+        let wa: R = encode_scaled(pow2(-prev) - pow2(-e), f)?;
+        let ws: R = encode_scaled(pow2(-prev / 2) - pow2(-e / 2), f)?;
+        a.add_assign(&cj.mul_public_scalar(wa))?;
+        s.add_assign(&cj.mul_public_scalar(ws))?;
+        prev = e;
+    }
+    Ok(())
+}
+
 /// Scales `x` into `[1, 4)`; see the [module docs](self).
 pub(crate) async fn normalise<R: Ring>(
     br: &mut Branch<'_>,
@@ -177,6 +211,13 @@ pub(crate) async fn normalise<R: Ring>(
     }
     let width = ((f + hi + 1) as u32).min(R::BITS);
     let g = coefficient_bits::<R>(f as u32);
+    if n > SCALED_COPIES_MAX_ELEMENTS {
+        // Many elements: bytes matter more than the round the copies would save.
+        let c = below_thresholds_async(br, x, &ts, width).await?;
+        add_factors(&c, &exps, e0, f as u32, n, &shape, &mut a, &mut s)?;
+        let xn = mul_fixed_async(br, x, &a).await?;
+        return Ok(Normalised { xn, a, s });
+    }
     let (c, scaled) = br
         .join(
             async |b| below_thresholds_async(b, x, &ts, width).await,
@@ -191,15 +232,7 @@ pub(crate) async fn normalise<R: Ring>(
             },
         )
         .await?;
-    let mut prev = e0;
-    for (j, &e) in exps.iter().enumerate() {
-        let cj = c.slice(j * n, n)?.reshape(shape.clone())?;
-        let wa: R = encode_scaled(pow2(-prev) - pow2(-e), f as u32)?;
-        let ws: R = encode_scaled(pow2(-prev / 2) - pow2(-e / 2), f as u32)?;
-        a.add_assign(&cj.mul_public_scalar(wa))?;
-        s.add_assign(&cj.mul_public_scalar(ws))?;
-        prev = e;
-    }
+    add_factors(&c, &exps, e0, f as u32, n, &shape, &mut a, &mut s)?;
     // x_n = x·2^-e_top + Σ_j c_j·(x·factor_j): exact products of integer bits.
     let k = exps.len();
     let bits = c.reshape(Shape::vector(k * n))?;

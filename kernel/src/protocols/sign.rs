@@ -121,21 +121,14 @@ const fn propagate_table(s: u64) -> u16 {
     1 << (15 - s)
 }
 
-/// `n` masks of 16 bits from raw keystream bytes.
-fn masks16(bytes: &[u8]) -> impl Iterator<Item = u16> + '_ {
-    bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-}
-
 /// Entry `b` (the element's nibble of `B` in each block) of every element's two tables
-/// `(g, p)` (interleaved in `tables`, one pair per element and block), as bit planes:
-/// one plane per block, 64 elements per word.
+/// `(g, p)` (16-bit little-endian words, interleaved in `tables`, one pair per element
+/// and block), as bit planes: one plane per block, 64 elements per word.
 fn read_entries<R: Ring>(
     b_vals: &[R],
     bits: u32,
     nb: usize,
-    tables: &[u16],
+    tables: &[u8],
     g_planes: &mut Planes,
     p_planes: &mut Planes,
 ) {
@@ -144,11 +137,12 @@ fn read_entries<R: Ring>(
         let mut p = [0u64; 16];
         for (i, v) in chunk.iter().enumerate() {
             let b_al = aligned(*v, bits);
-            let row = &tables[2 * nb * (64 * word + i)..2 * nb * (64 * word + i + 1)];
-            for j in 0..nb {
+            let row = &tables[4 * nb * (64 * word + i)..4 * nb * (64 * word + i + 1)];
+            for (j, entry) in row.chunks_exact(4).enumerate() {
                 let beta = (b_al >> (4 * j)) & 15;
-                g[j] |= u64::from((row[2 * j] >> beta) & 1) << i;
-                p[j] |= u64::from((row[2 * j + 1] >> beta) & 1) << i;
+                let pair = u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
+                g[j] |= u64::from((pair >> beta) & 1) << i;
+                p[j] |= u64::from((pair >> (16 + beta)) & 1) << i;
             }
         }
         for j in 0..nb {
@@ -325,8 +319,7 @@ async fn sign_core<R: Ring>(
         let c: Vec<u64> = br.prss().draw_with_prev(gates * w);
         let msg = br.recv_bytes(lead, 4 * nb * n + 8 * w)?.await;
         let (tables, top_bytes) = msg.split_at(4 * nb * n);
-        let masks: Vec<u16> = masks16(tables).collect();
-        read_entries(b_vals, bits, nb, &masks, &mut g_planes, &mut p_planes);
+        read_entries(b_vals, bits, nb, tables, &mut g_planes, &mut p_planes);
         for (e, v) in b_vals.iter().enumerate() {
             if top_bit(*v, bits) {
                 set_bit(&mut top, e);
@@ -339,8 +332,7 @@ async fn sign_core<R: Ring>(
         }
         (a, b, c)
     } else {
-        let alpha_bytes = br.prss().draw_bytes_with_next(4 * nb * n);
-        let alpha: Vec<u16> = masks16(&alpha_bytes).collect();
+        let alpha = br.prss().draw_bytes_with_next(4 * nb * n);
         let gamma: Vec<u64> = br.prss().draw_with_next(w);
         let a: Vec<u64> = br.prss().draw_with_next(gates * w);
         let b: Vec<u64> = br.prss().draw_with_next(gates * w);
