@@ -222,7 +222,24 @@ pub fn piecewise(n: usize, pw: &Piecewise, f: u32) -> Estimate {
             needed[i] |= c != 0.0;
         }
     }
-    selection.beside(variable + powers(n, &needed, f)) + additive_trunc(n, coefficient_bits(f))
+    let div = crate::fixed::pow2(pw.eval_shift as i32);
+    let pure_shift = (pw.shift == 0.0 && deg >= 2 && needed[2])
+        .then(|| (1..=30).find(|&j| pw.scale / div == 1.0 / crate::fixed::pow2(j)))
+        .flatten();
+    let polynomial = match pure_shift {
+        // v beside v² (from x), then the powers' levels after the first.
+        Some(j) => {
+            let later: Estimate = crate::protocols::poly::power_levels(&needed)
+                .iter()
+                .skip(1)
+                .filter(|level| !level.is_empty())
+                .map(|level| mul_fixed(level.len() * n, f))
+                .sum();
+            trunc(n, j as u32).beside(additive_trunc(n, f + 2 * j as u32)) + later
+        }
+        None => variable + powers(n, &needed, f),
+    };
+    selection.beside(polynomial) + additive_trunc(n, coefficient_bits(f))
 }
 
 /// `compound_exp` on `n` elements.

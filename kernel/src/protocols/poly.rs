@@ -106,11 +106,28 @@ pub async fn powers_async<R: Ring>(
     v: &ArithShare<R>,
     needed: &[bool],
 ) -> Result<Vec<Option<ArithShare<R>>>, Error> {
+    powers_given_square(p, v, None, needed).await
+}
+
+/// [`powers_async`] with `v²` already known (it then skips the first level).
+async fn powers_given_square<R: Ring>(
+    p: &mut Branch<'_>,
+    v: &ArithShare<R>,
+    square: Option<ArithShare<R>>,
+    needed: &[bool],
+) -> Result<Vec<Option<ArithShare<R>>>, Error> {
     let d = needed.len().saturating_sub(1).max(1);
     let mut out: Vec<Option<ArithShare<R>>> = vec![None; d + 1];
     out[1] = Some(v.clone());
+    let skip_first = square.is_some() && d >= 2;
+    if skip_first {
+        out[2] = square;
+    }
     // Level L computes the powers in (2^(L-1), 2^L]; both factors come from lower levels.
-    for level in power_levels(needed) {
+    for (l, level) in power_levels(needed).into_iter().enumerate() {
+        if l == 0 && skip_first {
+            continue;
+        }
         if !level.is_empty() {
             let get = |out: &[Option<ArithShare<R>>], i: usize| {
                 out[i]
@@ -277,10 +294,30 @@ pub async fn piecewise_async<R: Ring>(
             needed[i] |= c != 0.0;
         }
     }
+    // A pure shift `v = x/2^j` (CipherDM's SiLU and Mish): `v²` comes from `x` in the
+    // same rounds as `v` (one truncation by `f + 2j`), so the powers need one level less.
+    let div = crate::fixed::pow2(pw.eval_shift as i32);
+    let pure_shift = (pw.shift == 0.0 && deg >= 2 && needed[2])
+        .then(|| (1..=30).find(|&j| pw.scale / div == 1.0 / crate::fixed::pow2(j)))
+        .flatten();
     let (bits, pows) = p
-        .join(selection, async |br| {
-            let v = variable(br).await?;
-            powers_async(br, &v, &needed).await
+        .join(selection, async |br| match pure_shift {
+            Some(j) => {
+                let (v, v2) = br
+                    .join(
+                        async |a| trunc_async(a, x, j as u32).await,
+                        async |b| {
+                            let z = super::arith::local_products(x, x);
+                            additive_trunc_async(b, z, x.shape().clone(), f + 2 * j as u32).await
+                        },
+                    )
+                    .await?;
+                powers_given_square(br, &v, Some(v2), &needed).await
+            }
+            None => {
+                let v = variable(br).await?;
+                powers_async(br, &v, &needed).await
+            }
         })
         .await?;
 
