@@ -186,3 +186,17 @@ mod tests {
         assert!(FixedPoint::new(0).is_none() && FixedPoint::new(49).is_none());
     }
 }
+
+/// `√x` for a public `x ≥ 0` without `std` (Newton's method from above: exact to the
+/// last bit or two, for the public constants of attention and normalisation).
+pub(crate) fn sqrt(x: f64) -> f64 {
+    let mut y = x.max(1.0);
+    for _ in 0..64 {
+        let next = 0.5 * (y + x / y);
+        if next >= y {
+            break;
+        }
+        y = next;
+    }
+    y
+}

@@ -73,18 +73,6 @@ pub fn score_shift(d: usize) -> Option<u32> {
     (d.is_power_of_two() && d.trailing_zeros().is_multiple_of(2)).then_some(d.trailing_zeros() / 2)
 }
 
-fn public_sqrt(x: f64) -> f64 {
-    let mut y = x.max(1.0);
-    for _ in 0..64 {
-        let next = 0.5 * (y + x / y);
-        if next >= y {
-            break;
-        }
-        y = next;
-    }
-    y
-}
-
 /// `(B, C, H, W)` of a 4-D share.
 pub fn nchw<R: Ring>(x: &ArithShare<R>) -> Result<(usize, usize, usize, usize), Error> {
     match *x.shape().dims() {
@@ -456,7 +444,7 @@ pub fn attention<R: Ring, T: Transport>(
     let shift = score_shift(d);
     let q = match shift {
         Some(_) => q.clone(),
-        None => mul_public_scalar_fixed(p, q, 1.0 / public_sqrt(d as f64))?,
+        None => mul_public_scalar_fixed(p, q, 1.0 / crate::fixed::sqrt(d as f64))?,
     };
     let qhead = |b: usize, hd: usize| (b * c + hd * d) * n..(b * c + (hd + 1) * d) * n;
     let khead = |b: usize, hd: usize| (b * c + hd * d) * nk..(b * c + (hd + 1) * d) * nk;
@@ -549,9 +537,9 @@ pub fn layer_norm_channels<R: Ring, T: Transport>(
 #[cfg(test)]
 mod tests {
     #[test]
-    fn public_sqrt_matches_std() {
+    fn sqrt_matches_std() {
         for d in [1.0f64, 2.0, 8.0, 32.0, 64.0, 160.0, 1e6] {
-            let got = super::public_sqrt(d);
+            let got = crate::fixed::sqrt(d);
             assert!(
                 (got - d.sqrt()).abs() <= 4.0 * f64::EPSILON * d.sqrt(),
                 "{d}: {got}"

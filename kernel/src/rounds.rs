@@ -128,9 +128,13 @@ impl<'p, T: Transport> Link<'p, T> {
         loop {
             match fut.as_mut().poll(&mut cx) {
                 Poll::Ready(out) => {
-                    // Messages queued after the last wait still belong to this round.
-                    self.end_round(false)?;
-                    return out;
+                    // Messages queued after the last wait still belong to this round. A
+                    // protocol's own error wins over what its abandoned receives cause.
+                    let flushed = self.end_round(false);
+                    return match (out, flushed) {
+                        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                        (Ok(v), Ok(())) => Ok(v),
+                    };
                 }
                 Poll::Pending => self.end_round(true)?,
             }
@@ -145,7 +149,6 @@ impl<'p, T: Transport> Link<'p, T> {
         let mut sent = false;
         for peer in PartyId::ALL {
             let msg = core::mem::take(&mut st.outgoing[peer.index()]);
-            #[cfg(feature = "std")]
             if !msg.is_empty() {
                 st.transport.send_owned(peer, msg)?;
                 sent = true;
@@ -166,7 +169,6 @@ impl<'p, T: Transport> Link<'p, T> {
             return Err(Error::Inconsistent("a protocol waits on nothing"));
         }
         let requests = core::mem::take(&mut st.requests);
-        #[cfg(feature = "std")]
         for peer in PartyId::ALL {
             let total: usize = requests
                 .iter()

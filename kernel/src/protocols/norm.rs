@@ -201,7 +201,7 @@ pub async fn layer_norm_async<R: Ring>(
             },
         )
         .await?;
-    let e = parts.newton_factor(br, kappa.sqrt()).await?;
+    let e = parts.newton_factor(br, crate::fixed::sqrt(kappa)).await?;
     // (s·y)·e/2 per row, then one product per element.
     let r =
         additive_trunc_async(br, local_products(&parts.sy, &e), e.shape().clone(), f + 1).await?;
@@ -278,7 +278,7 @@ pub async fn group_norm_async<R: Ring>(
     let (sg, e) = br
         .join(
             async |a| mul_fixed_async(a, &pick(&parts.sy)?, &tile(gamma)?).await,
-            async |b| parts.newton_factor(b, kappa.sqrt()).await,
+            async |b| parts.newton_factor(b, crate::fixed::sqrt(kappa)).await,
         )
         .await?;
     let scale = additive_trunc_async(
