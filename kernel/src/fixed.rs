@@ -155,6 +155,20 @@ pub(crate) fn round_to_i128(x: f64) -> i128 {
     }
 }
 
+/// `√x` for a public `x ≥ 0` without `std` (Newton's method from above: exact to the
+/// last bit or two, for the public constants of attention and normalisation).
+pub(crate) fn sqrt(x: f64) -> f64 {
+    let mut y = x.max(1.0);
+    for _ in 0..64 {
+        let next = 0.5 * (y + x / y);
+        if next >= y {
+            break;
+        }
+        y = next;
+    }
+    y
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,18 +199,4 @@ mod tests {
         assert_eq!(pow2(-3), 0.125);
         assert!(FixedPoint::new(0).is_none() && FixedPoint::new(49).is_none());
     }
-}
-
-/// `√x` for a public `x ≥ 0` without `std` (Newton's method from above: exact to the
-/// last bit or two, for the public constants of attention and normalisation).
-pub(crate) fn sqrt(x: f64) -> f64 {
-    let mut y = x.max(1.0);
-    for _ in 0..64 {
-        let next = 0.5 * (y + x / y);
-        if next >= y {
-            break;
-        }
-        y = next;
-    }
-    y
 }
