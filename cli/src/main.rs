@@ -221,6 +221,10 @@ enum Command {
         /// This party's id (0, 1 or 2).
         #[arg(long)]
         id: usize,
+        /// Tests only: accept `insecure_seed` in the config, which makes every PRSS key
+        /// public. Without this flag such a config is refused.
+        #[arg(long)]
+        allow_insecure_seed: bool,
     },
     /// The user's side of a deployment.
     Client {
@@ -360,7 +364,11 @@ fn main() -> ExitCode {
         ),
         Command::EvalClassifier => commands::eval_classifier(),
         Command::Keygen { out } => remote::keygen(&out),
-        Command::Party { config, id } => remote::party(&config, id),
+        Command::Party {
+            config,
+            id,
+            allow_insecure_seed,
+        } => remote::party(&config, id, allow_insecure_seed),
         Command::Client {
             command:
                 ClientCommand::Sample {

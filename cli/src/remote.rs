@@ -41,7 +41,7 @@ pub fn keygen(out: &Path) -> Result<(), CliError> {
 }
 
 /// `cipherdm party`: logs to stderr (`RUST_LOG` filters), stops on SIGTERM / SIGINT.
-pub fn party(config: &Path, id: usize) -> Result<(), CliError> {
+pub fn party(config: &Path, id: usize, allow_insecure_seed: bool) -> Result<(), CliError> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -55,7 +55,7 @@ pub fn party(config: &Path, id: usize) -> Result<(), CliError> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| CliError::Usage(format!("installing a signal handler: {e}")))?;
     }
-    crate::deploy::run_party(config, id, stop)
+    crate::deploy::run_party(config, id, allow_insecure_seed, stop)
 }
 
 /// `cipherdm client sample`: one job on a deployment, written to `o.out`.
@@ -68,6 +68,12 @@ pub fn client_sample(
 ) -> Result<(), CliError> {
     let cfg = DeployConfig::load(config)?;
     let entry = cfg.client(client)?;
+    if cfg.insecure_seed.is_some() {
+        eprintln!(
+            "WARNING: this deployment sets insecure_seed: every PRSS key of the servers is \
+             public, so the servers' shares protect nothing. For tests only."
+        );
+    }
     let model = shipped::architecture(&cfg.model)?;
     let labels = o.label_list(&model)?;
     parse_profile(&o.approx)?;

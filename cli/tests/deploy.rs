@@ -116,7 +116,13 @@ impl Deployment {
 
     fn start(&mut self, i: usize) {
         let child = Command::new(BIN)
-            .args(["party", "--id", &i.to_string(), "--config"])
+            .args([
+                "party",
+                "--allow-insecure-seed",
+                "--id",
+                &i.to_string(),
+                "--config",
+            ])
             .arg(&self.config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -313,6 +319,41 @@ fn a_killed_party_fails_the_job_within_the_timeout_and_service_resumes() {
     d.start(2);
     let again = one_step_job(&cfg, 7);
     assert_eq!(again.image.shape(), &[1, 1, 28, 28]);
+}
+
+/// A config that sets `insecure_seed` (every PRSS key derived from a public number) is
+/// refused by name unless the party is started with `--allow-insecure-seed`.
+#[test]
+fn insecure_seed_is_refused_without_the_test_flag() {
+    let dir = std::env::temp_dir().join(format!("cdm-deploy-seed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = "ab".repeat(32);
+    let mut toml = "session = \"s\"\nmodel = \"tiny\"\ninsecure_seed = 7\n".to_string();
+    for i in 0..3 {
+        toml += &format!(
+            "[[party]]\nid = {i}\naddress = \"127.0.0.1:1\"\npublic_key = \"{}\"\nsecret_key = \"missing{i}.key\"\nshares = \"p{i}.shares\"\n",
+            key.replace("ab", &format!("a{i}"))
+        );
+    }
+    std::fs::write(dir.join("deploy.toml"), toml).unwrap();
+    let out = Command::new(BIN)
+        .args(["party", "--id", "0", "--config"])
+        .arg(dir.join("deploy.toml"))
+        .output()
+        .unwrap();
+    // With the flag the same config gets past the check (and fails later, on the key).
+    let allowed = Command::new(BIN)
+        .args(["party", "--allow-insecure-seed", "--id", "0", "--config"])
+        .arg(dir.join("deploy.toml"))
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("insecure_seed"), "{err}");
+    assert!(err.contains("--allow-insecure-seed"), "{err}");
+    let err = String::from_utf8_lossy(&allowed.stderr);
+    assert!(err.contains("party[0].secret_key"), "{err}");
 }
 
 #[test]

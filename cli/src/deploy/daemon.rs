@@ -66,13 +66,24 @@ fn config_error(cfg: &DeployConfig, field: String, message: String) -> CliError 
     ConfigError::new(&cfg.file, field, message).into()
 }
 
-/// Runs party `id` of the deployment in `config` until `shutdown` is set.
+/// Runs party `id` of the deployment in `config` until `shutdown` is set. A config with
+/// `insecure_seed` (every PRSS key public) is refused unless `allow_insecure_seed`.
 pub fn run_party(
     config: &std::path::Path,
     id: usize,
+    allow_insecure_seed: bool,
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), CliError> {
     let cfg = DeployConfig::load(config)?;
+    if cfg.insecure_seed.is_some() && !allow_insecure_seed {
+        return Err(config_error(
+            &cfg,
+            "insecure_seed".into(),
+            "derives every PRSS key from a public number; refused unless the party is \
+             started with --allow-insecure-seed (tests only)"
+                .into(),
+        ));
+    }
     let me = PartyId::new(id)
         .ok_or_else(|| CliError::Usage(format!("--id {id}: parties are 0, 1 and 2")))?;
     let entry = cfg.parties[id].clone();
@@ -96,7 +107,7 @@ pub fn run_party(
     if let Some(seed) = cfg.insecure_seed {
         warn!(
             seed,
-            "insecure_seed is set: PRSS keys are public (tests only)"
+            "insecure_seed is set and allowed: every PRSS key is public (tests only)"
         );
     }
     let listener = TcpListener::bind(&entry.listen)
