@@ -115,6 +115,13 @@ impl Deployment {
     }
 
     fn start(&mut self, i: usize) {
+        // Each party's log goes to `party<i>.log` in the deployment folder (appended over
+        // restarts), for tests that read what an operator would.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("party{i}.log")))
+            .unwrap();
         let child = Command::new(BIN)
             .args([
                 "party",
@@ -125,7 +132,7 @@ impl Deployment {
             ])
             .arg(&self.config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         self.parties[i] = Some(child);
@@ -257,6 +264,10 @@ fn three_processes_give_the_in_process_image_bit_for_bit_and_refuse_strangers() 
     // ... and the daemons still serve.
     let again = one_step_job(&cfg, 5);
     assert_eq!(again.image.shape(), &[1, 1, 28, 28]);
+    // The operator's log names each refusal once ("refused: refused: …" before).
+    let log = std::fs::read_to_string(d.dir.join("party0.log")).unwrap();
+    assert!(log.contains("not admitted"), "{log}");
+    assert!(!log.contains("refused: refused"), "{log}");
 }
 
 #[test]

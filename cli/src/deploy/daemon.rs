@@ -212,7 +212,7 @@ fn accept_loop(
         );
         std::thread::spawn(move || {
             if let Err(e) = admit(&server, stream, &peers, &jobs, &queued) {
-                warn!(%addr, "refused: {e}");
+                warn!(%addr, "connection not admitted: {e}");
             }
             busy.fetch_sub(1, Ordering::Relaxed);
         });
@@ -407,7 +407,7 @@ impl Server {
             let guidance = match (go, ready) {
                 (true, Ok(guidance)) => guidance,
                 (_, Err(e)) => {
-                    warn!(job = %id, "refused: {e}");
+                    warn!(job = %id, "job not run: {e}");
                     send_reply(&mut job.client, &PartyReply::Failed(e.to_string()));
                     continue;
                 }
