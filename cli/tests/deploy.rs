@@ -332,30 +332,38 @@ fn a_killed_party_fails_the_job_within_the_timeout_and_service_resumes() {
     assert_eq!(again.image.shape(), &[1, 1, 28, 28]);
 }
 
-/// A config that sets `insecure_seed` (every PRSS key derived from a public number) is
-/// refused by name unless the party is started with `--allow-insecure-seed`.
-#[test]
-fn insecure_seed_is_refused_without_the_test_flag() {
-    let dir = std::env::temp_dir().join(format!("cdm-deploy-seed-{}", std::process::id()));
+/// A `deploy.toml` in a fresh folder (named by `tag`) whose parties' key files do not
+/// exist, with `header` after the session lines; returns the folder and the config.
+fn keyless_config(tag: &str, header: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("cdm-deploy-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let key = "ab".repeat(32);
-    let mut toml = "session = \"s\"\nmodel = \"tiny\"\ninsecure_seed = 7\n".to_string();
+    let mut toml = format!("session = \"s\"\nmodel = \"tiny\"\n{header}");
     for i in 0..3 {
         toml += &format!(
             "[[party]]\nid = {i}\naddress = \"127.0.0.1:1\"\npublic_key = \"{}\"\nsecret_key = \"missing{i}.key\"\nshares = \"p{i}.shares\"\n",
             key.replace("ab", &format!("a{i}"))
         );
     }
-    std::fs::write(dir.join("deploy.toml"), toml).unwrap();
+    let config = dir.join("deploy.toml");
+    std::fs::write(&config, toml).unwrap();
+    (dir, config)
+}
+
+/// A config that sets `insecure_seed` (every PRSS key derived from a public number) is
+/// refused by name unless the party is started with `--allow-insecure-seed`.
+#[test]
+fn insecure_seed_is_refused_without_the_test_flag() {
+    let (dir, config) = keyless_config("seed", "insecure_seed = 7\n");
     let out = Command::new(BIN)
         .args(["party", "--id", "0", "--config"])
-        .arg(dir.join("deploy.toml"))
+        .arg(&config)
         .output()
         .unwrap();
     // With the flag the same config gets past the check (and fails later, on the key).
     let allowed = Command::new(BIN)
         .args(["party", "--allow-insecure-seed", "--id", "0", "--config"])
-        .arg(dir.join("deploy.toml"))
+        .arg(&config)
         .output()
         .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
@@ -369,20 +377,10 @@ fn insecure_seed_is_refused_without_the_test_flag() {
 
 #[test]
 fn a_party_with_a_missing_key_file_names_the_field() {
-    let dir = std::env::temp_dir().join(format!("cdm-deploy-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = "ab".repeat(32);
-    let mut toml = "session = \"s\"\nmodel = \"tiny\"\n".to_string();
-    for i in 0..3 {
-        toml += &format!(
-            "[[party]]\nid = {i}\naddress = \"127.0.0.1:1\"\npublic_key = \"{}\"\nsecret_key = \"missing{i}.key\"\nshares = \"p{i}.shares\"\n",
-            key.replace("ab", &format!("a{i}"))
-        );
-    }
-    std::fs::write(dir.join("deploy.toml"), toml).unwrap();
+    let (dir, config) = keyless_config("bad", "");
     let out = Command::new(BIN)
         .args(["party", "--id", "1", "--config"])
-        .arg(dir.join("deploy.toml"))
+        .arg(&config)
         .output()
         .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();

@@ -84,14 +84,6 @@ impl Prss {
         Prss::from_keys(keys[0], keys[1], keys[2])
     }
 
-    /// `n` values from the stream all three parties share: known to every server, fixed
-    /// by none of them alone.
-    pub fn draw_common<R: Ring>(&mut self, n: usize) -> Vec<R> {
-        let mut v = alloc::vec![R::ZERO; n];
-        R::fill_random(&mut self.common, &mut v);
-        v
-    }
-
     /// Fills `out` from the stream shared with the previous party.
     pub fn fill_with_prev<R: Ring>(&mut self, out: &mut [R]) {
         R::fill_random(&mut self.with_prev, out);
@@ -143,7 +135,8 @@ impl Prss {
         draw_bits(&mut self.with_next, n, bits)
     }
 
-    /// `n` values below `2^bits` from the common stream; see
+    /// `n` values below `2^bits` from the stream all three parties share: known to every
+    /// server, fixed by none of them alone; see
     /// [`draw_with_prev_bits`](Self::draw_with_prev_bits).
     pub fn draw_common_bits<R: Ring>(&mut self, n: usize, bits: u32) -> Vec<R> {
         draw_bits(&mut self.common, n, bits)

@@ -234,7 +234,7 @@
 //! resharing) `A = z_0 + α_0` and `B = (z_1 + α_1) + (z_2 + α_2)`.
 //!
 //! **Re-randomised split (current behaviour).** All three servers draw a common uniform
-//! `ζ` (`Prss::draw_common`, the common key), and the protocol runs on
+//! `ζ` (`Prss::draw_common_bits`, the common key; only `ζ mod 2^m` matters), and the protocol runs on
 //! `A' = A + ζ` (at `P0`) and `B' = B − ζ` (at `P1`, `P2`), still `A' + B' = x'`.
 //! *Correctness for any split:* write `w` for the wrap bit `[A' + B' ≥ 2^k]` (as
 //! integers in `[0, 2^k)`), with `x' < 2^(k−1)`. If neither top bit is set,
