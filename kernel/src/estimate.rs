@@ -43,6 +43,20 @@ impl Estimate {
             rounds: self.rounds.max(o.rounds),
         }
     }
+
+    /// The same work done `k` times one after another.
+    ///
+    /// ```
+    /// use cipherdm_kernel::estimate::Estimate;
+    /// let e = Estimate { bytes: 10, rounds: 2 };
+    /// assert_eq!(e.times(3), Estimate { bytes: 30, rounds: 6 });
+    /// ```
+    pub fn times(self, k: u64) -> Estimate {
+        Estimate {
+            bytes: self.bytes * k,
+            rounds: self.rounds * k,
+        }
+    }
 }
 
 impl core::ops::Add for Estimate {
@@ -381,7 +395,10 @@ pub fn linear_layer(outputs: usize, f: u32) -> Estimate {
 }
 
 /// [`nn::attention`](crate::nn::attention): `nq` query positions over `nk` key
-/// positions, `nb` items of `c` channels, `heads` heads.
+/// positions, `nb` items of `c` channels, `heads` heads; with
+/// [`nn::attention_chunked`](crate::nn::attention_chunked)'s `max_scores` (`usize::MAX`:
+/// one chunk).
+#[allow(clippy::too_many_arguments)]
 pub fn attention(
     nb: usize,
     c: usize,
@@ -390,6 +407,7 @@ pub fn attention(
     heads: usize,
     profile: Profile,
     f: u32,
+    max_scores: usize,
 ) -> Result<Estimate, Error> {
     let d = c.checked_div(heads).unwrap_or(0);
     let scale = match crate::nn::score_shift(d) {
@@ -397,10 +415,18 @@ pub fn attention(
         None => trunc(nb * c * nq, f),
     };
     let shift = crate::nn::score_shift(d).unwrap_or(0);
-    Ok(scale
-        + additive_trunc(nb * heads * nq * nk, f + shift)
-        + softmax(nb * heads * nq, nk, profile, f)?
-        + mul_fixed(nb * c * nq, f))
+    let mut total = scale;
+    let chunks = crate::nn::attention_chunks(nb * heads * nq, nk, max_scores);
+    // Equal chunks cost the same: estimate each distinct row count once.
+    let mut at = 0;
+    while at < chunks.len() {
+        let rows = chunks[at];
+        let same = chunks[at..].iter().take_while(|&&r| r == rows).count();
+        let one = additive_trunc(rows * nk, f + shift) + softmax(rows, nk, profile, f)?;
+        total = total + one.times(same as u64);
+        at += same;
+    }
+    Ok(total + mul_fixed(nb * c * nq, f))
 }
 
 /// [`nn::global_mean_pool`](crate::nn::global_mean_pool) and [`nn::scale`](crate::nn::scale)

@@ -412,7 +412,7 @@ pub fn scale<R: Ring, T: Transport>(
 /// `H'·W'` positions of secret `k` and `v` (both `(B, C, H', W')`: `q`'s own map for
 /// self-attention, text tokens for cross-attention), with `heads` heads of `d = C/heads`
 /// channels: `softmax(qᵀk/√d)` per head (with `profile`'s exp), applied to `v`. Output
-/// `(B, C, H, W)`.
+/// `(B, C, H, W)`. All score rows in one chunk: [`attention_chunked`] with no limit.
 ///
 /// Cost: the scores (2 rounds, 36 B per score; when `√d` is a power of two the `1/√d`
 /// rides in their truncation, otherwise `q` is scaled first: 2 rounds, 17 B per element
@@ -425,6 +425,44 @@ pub fn attention<R: Ring, T: Transport>(
     v: &ArithShare<R>,
     heads: usize,
     profile: Profile,
+) -> Result<ArithShare<R>, Error> {
+    attention_chunked(p, q, k, v, heads, profile, usize::MAX)
+}
+
+/// The row counts of the chunks [`attention_chunked`] evaluates one after another:
+/// `rows` score rows of `keys` scores each, at most `max_scores` scores per chunk (at
+/// least one row), all chunks full but the last.
+///
+/// ```
+/// use cipherdm_kernel::nn::attention_chunks;
+/// assert_eq!(attention_chunks(10, 4, 12), vec![3, 3, 3, 1]);
+/// assert_eq!(attention_chunks(10, 4, usize::MAX), vec![10]);
+/// assert_eq!(attention_chunks(10, 4, 1), vec![1; 10]);
+/// ```
+pub fn attention_chunks(rows: usize, keys: usize, max_scores: usize) -> Vec<usize> {
+    let per = (max_scores / keys.max(1)).clamp(1, rows.max(1));
+    let mut out = alloc::vec![per; rows / per];
+    if rows % per != 0 {
+        out.push(rows % per);
+    }
+    out
+}
+
+/// [`attention`] with the score matrix evaluated in chunks of at most `max_scores`
+/// scores (whole rows; rows of every item and head are cut in order, see
+/// [`attention_chunks`]), so that a party's working memory follows `max_scores`, not
+/// `B·heads·n·n'`.
+///
+/// Cost: bytes as [`attention`]; each chunk's score truncation and softmax run after the
+/// previous chunk's, so rounds grow with the number of chunks.
+pub fn attention_chunked<R: Ring, T: Transport>(
+    p: &mut Party<T>,
+    q: &ArithShare<R>,
+    k: &ArithShare<R>,
+    v: &ArithShare<R>,
+    heads: usize,
+    profile: Profile,
+    max_scores: usize,
 ) -> Result<ArithShare<R>, Error> {
     let (nb, c, h, w) = nchw(q)?;
     let (kb, kc, kh, kw) = nchw(k)?;
@@ -446,50 +484,71 @@ pub fn attention<R: Ring, T: Transport>(
         Some(_) => q.clone(),
         None => mul_public_scalar_fixed(p, q, 1.0 / crate::fixed::sqrt(d as f64))?,
     };
-    let qhead = |b: usize, hd: usize| (b * c + hd * d) * n..(b * c + (hd + 1) * d) * n;
-    let khead = |b: usize, hd: usize| (b * c + hd * d) * nk..(b * c + (hd + 1) * d) * nk;
-    // Scores: q_hᵀ (n × d) · k_h (d × n') for every item and head.
-    let mut z = alloc::vec![R::ZERO; nb * heads * n * nk];
-    for b in 0..nb {
-        for hd in 0..heads {
-            let (rq, rk) = (qhead(b, hd), khead(b, hd));
-            let qt0 = transpose(&q.this()[rq.clone()], d, n);
-            let qt1 = transpose(&q.next()[rq], d, n);
-            let at = (b * heads + hd) * n * nk;
-            local_gemm(
-                (&qt0, &qt1),
-                (&k.this()[rk.clone()], &k.next()[rk]),
-                n,
-                d,
-                nk,
-                &mut z[at..at + n * nk],
-            );
+    // Per item and head (`bh`): qᵀ (n × d) and vᵀ (n' × d), row-major, so that a chunk's
+    // rows are contiguous; k stays d × n'.
+    let per_head = |s: &[R], len: usize| -> Vec<R> {
+        let mut t = alloc::vec![R::ZERO; s.len()];
+        for bh in 0..nb * heads {
+            let at = bh * d * len;
+            t[at..at + d * len].copy_from_slice(&transpose(&s[at..at + d * len], d, len));
         }
-    }
-    let scores = additive_trunc(
-        p,
-        z,
-        Shape::new(&[nb * heads * n, nk])?,
-        f + shift.unwrap_or(0),
-    )?;
-    let probs = softmax(p, &scores, profile)?;
-    // Output: v_h (d × n') · Pᵀ (n' × n) = (P · v_hᵀ)ᵀ, channel-major like the input.
+        t
+    };
+    let qt = (per_head(q.this(), n), per_head(q.next(), n));
+    let vt = (per_head(v.this(), nk), per_head(v.next(), nk));
+    drop(q);
+    let khead = |bh: usize| bh * d * nk..(bh + 1) * d * nk;
     let mut z = alloc::vec![R::ZERO; nb * c * n];
-    for b in 0..nb {
-        for hd in 0..heads {
-            let (rq, rk) = (qhead(b, hd), khead(b, hd));
-            let at = (b * heads + hd) * n * nk;
-            let pt0 = transpose(&probs.this()[at..at + n * nk], n, nk);
-            let pt1 = transpose(&probs.next()[at..at + n * nk], n, nk);
+    let mut r0 = 0;
+    for rows in attention_chunks(nb * heads * n, nk, max_scores) {
+        // The chunk's rows r0..r0+rows, cut at item-and-head boundaries into segments.
+        let segments = || {
+            let mut out = Vec::new();
+            let mut r = r0;
+            while r < r0 + rows {
+                let (bh, i) = (r / n, r % n);
+                let len = (n - i).min(r0 + rows - r);
+                out.push((bh, i, len, r - r0));
+                r += len;
+            }
+            out
+        };
+        let mut zc = alloc::vec![R::ZERO; rows * nk];
+        for (bh, i, len, at) in segments() {
+            let rq = (bh * n + i) * d..(bh * n + i + len) * d;
             local_gemm(
-                (&v.this()[rk.clone()], &v.next()[rk]),
-                (&pt0, &pt1),
+                (&qt.0[rq.clone()], &qt.1[rq]),
+                (&k.this()[khead(bh)], &k.next()[khead(bh)]),
+                len,
                 d,
                 nk,
-                n,
-                &mut z[rq],
+                &mut zc[at * nk..(at + len) * nk],
             );
         }
+        let scores = additive_trunc(p, zc, Shape::new(&[rows, nk])?, f + shift.unwrap_or(0))?;
+        let probs = softmax(p, &scores, profile)?;
+        drop(scores);
+        // Output rows: P (len × n') · v_hᵀ (n' × d), written channel-major like the input.
+        for (bh, i, len, at) in segments() {
+            let mut o = alloc::vec![R::ZERO; len * d];
+            let rp = at * nk..(at + len) * nk;
+            local_gemm(
+                (&probs.this()[rp.clone()], &probs.next()[rp]),
+                (&vt.0[khead(bh)], &vt.1[khead(bh)]),
+                len,
+                nk,
+                d,
+                &mut o,
+            );
+            let (b, hd) = (bh / heads, bh % heads);
+            for j in 0..d {
+                let row = (b * c + hd * d + j) * n + i;
+                for (t, zv) in z[row..row + len].iter_mut().enumerate() {
+                    *zv = o[t * d + j];
+                }
+            }
+        }
+        r0 += rows;
     }
     additive_trunc(p, z, Shape::new(&[nb, c, h, w])?, f)
 }

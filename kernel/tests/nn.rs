@@ -19,11 +19,12 @@ fn uniform(n: usize, seed: u64, scale: f64) -> Vec<f64> {
         .collect()
 }
 
-type Op =
-    dyn Fn(&mut Party<MemTransport>, &[ArithShare<u64>]) -> Result<ArithShare<u64>, Error> + Sync;
+type Op<'a> = dyn Fn(&mut Party<MemTransport>, &[ArithShare<u64>]) -> Result<ArithShare<u64>, Error>
+    + Sync
+    + 'a;
 
 /// Deals each `(values, shape)` input, runs `op` at every party and opens the result.
-fn secure(inputs: &[(Vec<f64>, Vec<usize>)], op: &Op) -> (Vec<f64>, Vec<usize>) {
+fn secure(inputs: &[(Vec<f64>, Vec<usize>)], op: &Op<'_>) -> (Vec<f64>, Vec<usize>) {
     let mut per_party: [Vec<ArithShare<u64>>; 3] = Default::default();
     for (i, (v, s)) in inputs.iter().enumerate() {
         let shares = deal(&enc(v), Shape::new(s).unwrap(), 100 + i as u64);
@@ -249,12 +250,49 @@ fn attention_matches_plaintext_with_the_accurate_exp() {
     }
     let shape = vec![b, c, h, w];
     let inputs = [(q, shape.clone()), (k, shape.clone()), (v, shape.clone())];
-    let (got, out_shape) = secure(&inputs, &move |p, s| {
-        nn::attention(p, &s[0], &s[1], &s[2], heads, Profile::Accurate)
-    });
-    assert_eq!(out_shape, shape);
-    // Accurate exp: ≤ 1e-3 absolute per weight, |v| ≤ 2.
-    assert!(max_err(&got, &want) < 5e-3, "{}", max_err(&got, &want));
+    // One chunk; chunks of 4 and 5 rows (cut inside a head's 9 rows and across heads);
+    // one row per chunk. Each costs what the cost model says.
+    for max_scores in [usize::MAX, 4 * n, 5 * n + 3, 1] {
+        let bytes = std::sync::atomic::AtomicU64::new(0);
+        let estimated = std::sync::atomic::AtomicU64::new(0);
+        let (got, out_shape) = secure(&inputs, &|p, s| {
+            let before = *p.costs().total();
+            let y = nn::attention_chunked(
+                p,
+                &s[0],
+                &s[1],
+                &s[2],
+                heads,
+                Profile::Accurate,
+                max_scores,
+            )?;
+            let spent = p.costs().total().since(&before);
+            let est = cipherdm_kernel::estimate::attention(
+                b,
+                c,
+                n,
+                n,
+                heads,
+                Profile::Accurate,
+                p.fixed().frac_bits(),
+                max_scores,
+            )?;
+            assert_eq!(spent.rounds, est.rounds, "rounds, chunk {max_scores}");
+            bytes.fetch_add(spent.bytes_total(), std::sync::atomic::Ordering::Relaxed);
+            estimated.store(est.bytes, std::sync::atomic::Ordering::Relaxed);
+            Ok(y)
+        });
+        // The estimate's bytes are summed over the parties.
+        assert_eq!(
+            bytes.into_inner(),
+            estimated.into_inner(),
+            "bytes, chunk {max_scores}"
+        );
+        assert_eq!(out_shape, shape);
+        // Accurate exp: ≤ 1e-3 absolute per weight, |v| ≤ 2.
+        let e = max_err(&got, &want);
+        assert!(e < 5e-3, "chunk {max_scores}: {e}");
+    }
 }
 
 #[test]

@@ -13,6 +13,8 @@ use crate::error::Error;
 use crate::estimate::{self, Estimate};
 use crate::graph::{Activation, Graph, Op};
 
+use super::Chunking;
+
 /// One layer's estimate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerEstimate {
@@ -34,6 +36,18 @@ pub fn forward(
     batch: usize,
     profile: Profile,
     f: u32,
+) -> Result<Vec<LayerEstimate>, Error> {
+    forward_chunked(graph, batch, profile, f, Chunking::NONE)
+}
+
+/// [`forward`] of a backend that evaluates attention in `chunking`'s chunks
+/// ([`SecureBackend::with_chunking`](super::SecureBackend::with_chunking)).
+pub fn forward_chunked(
+    graph: &Graph,
+    batch: usize,
+    profile: Profile,
+    f: u32,
+    chunking: Chunking,
 ) -> Result<Vec<LayerEstimate>, Error> {
     graph.validate()?;
     let shape_of = |i: usize| -> Vec<usize> {
@@ -66,7 +80,16 @@ pub fn forward(
                 let (q, k) = (shape_of(node.inputs[0]), shape_of(node.inputs[1]));
                 let nq: usize = q[2..].iter().product();
                 let nk: usize = k[2..].iter().product();
-                estimate::attention(batch, q[1], nq, nk, *heads, profile, f)?
+                estimate::attention(
+                    batch,
+                    q[1],
+                    nq,
+                    nk,
+                    *heads,
+                    profile,
+                    f,
+                    chunking.max_attention_scores,
+                )?
             }
             Op::Add | Op::Concat | Op::Split { .. } | Op::Upsample2 | Op::Flatten => {
                 Estimate::default()

@@ -119,6 +119,48 @@ pub fn run<B: Backend>(
     })
 }
 
+/// How a secure forward trades rounds for memory: the attention layers evaluate their
+/// score matrices in chunks of at most `max_attention_scores` scores
+/// ([`nn::attention_chunked`](crate::nn::attention_chunked)). The cost model
+/// ([`cost::forward_chunked`]) takes the same value, so estimates stay exact.
+///
+/// ```
+/// use cipherdm_kernel::exec::Chunking;
+/// let c = Chunking::for_attention_memory(1 << 30);
+/// assert!(c.max_attention_scores > 1 << 20);
+/// assert_eq!(Chunking::NONE.max_attention_scores, usize::MAX);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunking {
+    /// Most scores (score rows × keys, over items and heads) evaluated at once.
+    pub max_attention_scores: usize,
+}
+
+impl Chunking {
+    /// Every attention layer in one chunk (fewest rounds).
+    pub const NONE: Chunking = Chunking {
+        max_attention_scores: usize::MAX,
+    };
+
+    /// A party's working memory per score of a chunk, in bytes (measured on the
+    /// `Accurate` softmax: the scores, the exp's intermediates and the probabilities, two
+    /// ring elements each, plus the allocator's slack).
+    pub const BYTES_PER_SCORE: usize = 160;
+
+    /// Chunks whose working set fits `bytes` of one party's memory.
+    pub fn for_attention_memory(bytes: usize) -> Chunking {
+        Chunking {
+            max_attention_scores: (bytes / Self::BYTES_PER_SCORE).max(1),
+        }
+    }
+}
+
+impl Default for Chunking {
+    fn default() -> Self {
+        Chunking::NONE
+    }
+}
+
 /// A monotonic clock the host supplies for per-layer times, in nanoseconds since any fixed
 /// point (the kernel has no `std::time`). [`no_clock`] reads 0; with the `std` feature,
 /// [`monotonic_nanos`] reads the operating system's monotonic clock.

@@ -7,7 +7,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{Backend, Clock, LayerRecord, WeightSource, no_clock, run};
+use super::{Backend, Chunking, Clock, LayerRecord, WeightSource, no_clock, run};
 use crate::approx::Profile;
 use crate::error::Error;
 use crate::graph::{Activation, Graph, Node, Op};
@@ -36,6 +36,7 @@ pub struct SecureBackend<'p, T: Transport, W> {
     profile: Profile,
     records: Vec<LayerRecord>,
     clock: Clock,
+    chunking: Chunking,
 }
 
 /// A layer failure before it is attributed: the weight source's or the kernel's.
@@ -72,12 +73,19 @@ impl<'p, T: Transport, W: WeightSource<u64>> SecureBackend<'p, T, W> {
             profile,
             records: Vec::new(),
             clock: no_clock,
+            chunking: Chunking::NONE,
         })
     }
 
     /// Times every layer with `clock` (e.g. [`monotonic_nanos`](super::monotonic_nanos)).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Evaluates attention in `chunking`'s chunks (default: [`Chunking::NONE`]).
+    pub fn with_chunking(mut self, chunking: Chunking) -> Self {
+        self.chunking = chunking;
         self
     }
 
@@ -168,9 +176,15 @@ impl<'p, T: Transport, W: WeightSource<u64>> SecureBackend<'p, T, W> {
             Op::Scale(c) => nn::scale(self.party, x, *c)?,
             Op::Concat => nn::concat_channels(inputs)?,
             Op::Split { start, len } => nn::split_channels(x, *start, *len)?,
-            Op::Attention { heads } => {
-                nn::attention(self.party, x, inputs[1], inputs[2], *heads, profile)?
-            }
+            Op::Attention { heads } => nn::attention_chunked(
+                self.party,
+                x,
+                inputs[1],
+                inputs[2],
+                *heads,
+                profile,
+                self.chunking.max_attention_scores,
+            )?,
             Op::Upsample2 => nn::upsample2(x)?,
             Op::GlobalMeanPool => nn::global_mean_pool(self.party, x)?,
             Op::Flatten => {
