@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+pub mod sd;
+
 use cipherdm_kernel::cost::Cost;
 use cipherdm_kernel::share::{self, ArithShare};
 use cipherdm_kernel::{Error, FixedPoint, Party, Shape};
@@ -295,7 +297,12 @@ pub fn secure_forward_on(
             }
         }
     }
-    // Per-layer bytes summed over the parties; rounds and time are party 0's.
+    Ok(combine_parts(parts))
+}
+
+/// The three parties' records as one [`Forward`]: per-layer bytes summed over the
+/// parties; rounds and time are party 0's.
+fn combine_parts(parts: Vec<PartyForward>) -> Forward {
     let mut layers = parts[0].0.clone();
     for other in &parts[1..] {
         for (l, o) in layers.iter_mut().zip(&other.0) {
@@ -304,9 +311,9 @@ pub fn secure_forward_on(
             l.cost.rounds = rounds;
         }
     }
-    Ok(Forward {
+    Forward {
         layers,
         costs: [parts[0].1, parts[1].1, parts[2].1],
         elapsed: parts.iter().map(|p| p.2).max().unwrap_or_default(),
-    })
+    }
 }

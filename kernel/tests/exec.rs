@@ -7,7 +7,9 @@
 mod common;
 
 use cipherdm_kernel::approx::Profile;
-use cipherdm_kernel::exec::{self, Backend, MemoryWeights, SecureBackend, cost, public_share};
+use cipherdm_kernel::exec::{
+    self, Backend, Chunking, MemoryWeights, SecureBackend, cost, public_share,
+};
 use cipherdm_kernel::graph::{Activation, Graph, GraphBuilder, Node, Op};
 use cipherdm_kernel::nn::{im2col_gather, im2col_index};
 use cipherdm_kernel::protocols as pr;
@@ -166,6 +168,24 @@ fn weight_shares(ws: &[(String, Vec<usize>, Vec<f64>)]) -> [MemoryWeights<u64>; 
 
 #[test]
 fn secure_run_of_a_small_graph_matches_the_exact_evaluation_and_the_cost_model() {
+    secure_run_matches(Chunking::NONE);
+}
+
+/// Attention one score row at a time (7 scores give one row of 36 keys) and activations in
+/// calls of 13 elements: the same results, more rounds, and the cost model still exact.
+#[test]
+fn chunked_secure_run_matches_the_exact_evaluation_and_the_cost_model() {
+    secure_run_matches(Chunking {
+        max_attention_scores: 7,
+        max_activation_elements: 13,
+    });
+    secure_run_matches(Chunking {
+        max_attention_scores: 36 * 5,
+        max_activation_elements: 50,
+    });
+}
+
+fn secure_run_matches(chunking: Chunking) {
     let graph = small_graph();
     let ws = weights(&graph);
     let x = input();
@@ -179,7 +199,7 @@ fn secure_run_of_a_small_graph_matches_the_exact_evaluation_and_the_cost_model()
     let out = run3_with(&cfg(), weight_shares(&ws), |p, mine| {
         let xs = public_share(p, &x, &[1, 2, 6, 6])?;
         let before = *p.costs().total();
-        let mut backend = SecureBackend::new(p, &graph, mine, profile)?;
+        let mut backend = SecureBackend::new(p, &graph, mine, profile)?.with_chunking(chunking);
         let y = backend.run(&graph, vec![("x", xs)])?;
         let records = backend.take_records();
         let spent = p.costs().total().since(&before);
@@ -187,7 +207,7 @@ fn secure_run_of_a_small_graph_matches_the_exact_evaluation_and_the_cost_model()
         Ok((opened, records, spent))
     });
     let fx = cipherdm_kernel::FixedPoint::default();
-    let estimate = cost::forward(&graph, 1, profile, fx.frac_bits()).unwrap();
+    let estimate = cost::forward_chunked(&graph, 1, profile, fx.frac_bits(), chunking).unwrap();
     let mut bytes = 0;
     for (i, r) in out.into_iter().enumerate() {
         let (opened, records, spent) = r.unwrap_or_else(|e| panic!("party {i}: {e}"));

@@ -19,6 +19,38 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// Parses a byte count: a whole number with an optional binary unit `KiB`, `MiB`, `GiB`
+/// (also `K`, `M`, `G`), e.g. `8GiB` or `512M`. Refuses zero, fractions, unknown units
+/// and counts that overflow.
+///
+/// ```
+/// use cipherdm_models::host::parse_bytes;
+/// assert_eq!(parse_bytes("8GiB").unwrap(), 8 << 30);
+/// assert_eq!(parse_bytes("512M").unwrap(), 512 << 20);
+/// assert!(parse_bytes("8 GB").is_err());
+/// assert!(parse_bytes("0").is_err());
+/// ```
+pub fn parse_bytes(text: &str) -> Result<usize, crate::ModelError> {
+    let bad = || {
+        crate::ModelError::Config(format!(
+            "`{text}` is not a byte count (a positive whole number, optionally with KiB, MiB or GiB)"
+        ))
+    };
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let shift = match &text[digits.len()..] {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        _ => return Err(bad()),
+    };
+    let n: usize = digits.parse().map_err(|_| bad())?;
+    if n == 0 {
+        return Err(bad());
+    }
+    n.checked_mul(1 << shift).ok_or_else(bad)
+}
+
 /// Peak resident memory of this process (`VmHWM`), where the OS reports it.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -9,7 +9,8 @@
 //!   for cost estimates; [`classifier`]: the evaluation CNN;
 //! - [`plain`]: `plain` (exact) and `plain-approx` (kernel approximation tables)
 //!   backends, on the kernel's graph interpreter [`cipherdm_kernel::exec::run`];
-//! - [`weights`]: safetensors loading checked against a graph; [`tensor`]: the
+//! - [`weights`]: safetensors loading checked against a graph; [`init`]: seeded random
+//!   initialisation (cost runs, `init-model`); [`tensor`]: the
 //!   plaintext tensor;
 //! - [`schedule`]: linear-beta schedule, DDPM and DDIM, classifier-free guidance and the
 //!   score guidance of "Secure Inference for Diffusion Models via Unconditional Scores"
@@ -32,6 +33,7 @@ pub mod error;
 pub mod guidance;
 pub mod host;
 pub mod image;
+pub mod init;
 pub mod metrics;
 pub mod mnist;
 pub mod model;

@@ -64,6 +64,12 @@ fn transformer(
     Ok(g.add(&format!("{p}.residual"), x, h)?)
 }
 
+/// SD 1.5's time features of timestep `t` (`Timesteps(320, flip_sin_to_cos=True,
+/// freq_shift=0)`).
+pub fn time_features(t: f64) -> Vec<f64> {
+    crate::unet2d::sinusoidal(CHANNELS[0], t, true, 0)
+}
+
 /// The SD-1.5-sized U-Net graph: inputs `x` (4, 64, 64), `time` (320 sinusoidal
 /// features) and `context` (768, 77, 1).
 pub fn graph() -> Result<Graph, ModelError> {

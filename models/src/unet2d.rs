@@ -254,13 +254,19 @@ impl Config {
 
 /// diffusers' `Timesteps` features of `t`, `block_out_channels[0]` values.
 pub fn time_features(c: &Config, t: f64) -> Vec<f64> {
-    let half = c.block_out_channels[0] / 2;
+    sinusoidal(c.block_out_channels[0], t, c.flip_sin_to_cos, c.freq_shift)
+}
+
+/// diffusers' `Timesteps(dim, flip_sin_to_cos, freq_shift)` of `t`: `dim/2` frequencies
+/// `10000^(−i/(dim/2 − freq_shift))`, sines then cosines (or the other way round).
+pub fn sinusoidal(dim: usize, t: f64, flip_sin_to_cos: bool, freq_shift: usize) -> Vec<f64> {
+    let half = dim / 2;
     let freqs: Vec<f64> = (0..half)
-        .map(|i| (-(10000f64.ln()) * i as f64 / (half - c.freq_shift) as f64).exp())
+        .map(|i| (-(10000f64.ln()) * i as f64 / (half - freq_shift) as f64).exp())
         .collect();
     let sin = freqs.iter().map(|f| (t * f).sin());
     let cos = freqs.iter().map(|f| (t * f).cos());
-    if c.flip_sin_to_cos {
+    if flip_sin_to_cos {
         cos.chain(sin).collect()
     } else {
         sin.chain(cos).collect()

@@ -8,11 +8,14 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use cipherdm_bench::sd::{TextStep, text_step};
 use cipherdm_bench::{BenchError, Links, secure_forward, secure_forward_on};
 use cipherdm_kernel::FixedPoint;
+use cipherdm_kernel::approx::Profile;
 use cipherdm_kernel::exec::merge_records;
+use cipherdm_kernel::exec::{Chunking, LayerRecord, cost};
 use cipherdm_models::guidance::parse_guidance;
-use cipherdm_models::host::peak_rss_bytes;
+use cipherdm_models::host::{parse_bytes, peak_rss_bytes};
 use cipherdm_models::schedule::DdimConfig;
 use cipherdm_models::secure::session::owner_weight_shares;
 use cipherdm_models::secure::{
@@ -28,9 +31,17 @@ use rand_core::SeedableRng;
 #[derive(Parser)]
 #[command(about = "Secure U-Net forward / sample cost, per layer")]
 struct Args {
-    /// `tiny`, `tiny-unaliased` or `mnist`.
+    /// `tiny`, `tiny-unaliased`, `mnist`, or `sd15` (a Stable-Diffusion-1.5-sized
+    /// text-conditioned U-Net with randomly initialised weights dealt layer by layer, a
+    /// secret 77 × 768 prompt embedding; `--batch 2` adds the null prompt and
+    /// classifier-free guidance).
     #[arg(long, default_value = "tiny")]
     model: String,
+    /// Memory budget of the three parties together (e.g. `8GiB`): attention runs in
+    /// chunks of score rows sized from it. Without it, every attention layer is one
+    /// chunk.
+    #[arg(long)]
+    memory: Option<String>,
     /// Approximation profile.
     #[arg(long, default_value = "cipherdm")]
     approx: String,
@@ -67,11 +78,23 @@ fn main() -> ExitCode {
 }
 
 fn run(a: Args) -> Result<(), BenchError> {
-    let (model, weights) = shipped::model(&a.model)?;
     let profile: cipherdm_kernel::approx::Profile = a
         .approx
         .parse()
         .map_err(|e| BenchError::Usage(format!("--approx {}: {e}", a.approx)))?;
+    let chunking = match &a.memory {
+        Some(m) => chunking_for(parse_bytes(m)?),
+        None => Chunking::NONE,
+    };
+    if a.model == "sd15" {
+        return text_step_bench(&a, profile, chunking);
+    }
+    if a.memory.is_some() {
+        return Err(BenchError::Usage(
+            "--memory applies to --model sd15 (the shipped models fit any budget)".into(),
+        ));
+    }
+    let (model, weights) = shipped::model(&a.model)?;
     let network = match a.net.as_str() {
         "none" => None,
         "lan" => Some(Network::lan()),
@@ -164,11 +187,80 @@ fn run(a: Args) -> Result<(), BenchError> {
         (layers, bytes, rounds)
     };
     let secs = start.elapsed().as_secs_f64();
+    report(&a, &layers, secs, bytes, rounds, online);
+    Ok(())
+}
+
+/// Chunks for a budget of `bytes` for the three parties: each party gets a third, and a
+/// chunk's working set 70 % of that (the rest holds the live activations, the skips and
+/// one layer's weights).
+fn chunking_for(bytes: usize) -> Chunking {
+    Chunking::for_working_memory(bytes / 3 / 10 * 7)
+}
+
+/// `--model sd15`: one secure step of the SD-1.5-sized U-Net, with the cost model's
+/// estimate beside it.
+fn text_step_bench(a: &Args, profile: Profile, chunking: Chunking) -> Result<(), BenchError> {
+    if a.steps > 0 || a.net != "none" {
+        return Err(BenchError::Usage(
+            "--model sd15 runs one step without --net (see costmodel for network projections)"
+                .into(),
+        ));
+    }
+    let graph = cipherdm_models::sd15::graph()?;
+    let step = TextStep {
+        graph: &graph,
+        time: cipherdm_models::sd15::time_features(501.0),
+        profile,
+        batch: a.batch,
+        guidance_scale: 7.5,
+        chunking,
+        seed: 1,
+        progress: true,
+    };
+    let cfg = MemConfig::default();
+    let links = match a.transport.as_str() {
+        "mem" => Links::Mem(&cfg),
+        "tcp" => Links::Tcp(Mode::Encrypted),
+        "tcp-plain" => Links::Tcp(Mode::Plaintext),
+        other => {
+            return Err(BenchError::Usage(format!(
+                "unknown transport `{other}` (mem, tcp, tcp-plain)"
+            )));
+        }
+    };
+    let f = FixedPoint::default().frac_bits();
+    let est = cost::forward_chunked(&graph, a.batch, profile, f, chunking)
+        .map_err(cipherdm_models::ModelError::from)?;
+    let (est_bytes, est_rounds) = est
+        .iter()
+        .fold((0, 0), |(b, r), l| (b + l.cost.bytes, r + l.cost.rounds));
+    let start = Instant::now();
+    let run = text_step(&step, links)?;
+    let secs = start.elapsed().as_secs_f64();
+    report(a, &run.layers, secs, run.bytes(), run.rounds(), None);
+    println!(
+        "cost model: {:.1} MB, {est_rounds} rounds (the network layers; the measured figures add the guidance combination at batch 2); attention chunks of at most {} scores",
+        est_bytes as f64 / 1e6,
+        chunking.max_attention_scores
+    );
+    Ok(())
+}
+
+/// Prints the per-layer and per-op tables and the totals.
+fn report(
+    a: &Args,
+    layers: &[LayerRecord],
+    secs: f64,
+    bytes: u64,
+    rounds: u64,
+    online: Option<f64>,
+) {
     println!(
         "{:<44} {:<16} {:<20} {:>9} {:>13} {:>7}",
         "layer", "op", "shape", "ms", "bytes", "rounds"
     );
-    let merged = merge_records(&layers);
+    let merged = merge_records(layers);
     for r in &merged {
         println!(
             "{:<44} {:<16} {:<20} {:>9.2} {:>13} {:>7}",
@@ -217,5 +309,4 @@ fn run(a: Args) -> Result<(), BenchError> {
         );
     }
     println!("total,{secs:.4},{bytes},{rounds},{peak}");
-    Ok(())
 }

@@ -71,9 +71,17 @@ pub fn forward_chunked(
                 estimate::layer_norm(batch * hw, shape[1], true, 1.0, f)
             }
             Op::Mul => estimate::mul_fixed(n, f),
-            Op::Act(Activation::Silu) => estimate::approximate(n, profile, Function::Silu, f)?,
-            Op::Act(Activation::Gelu) => estimate::approximate(n, profile, Function::Gelu, f)?,
-            Op::Act(Activation::Relu) => estimate::relu(n),
+            Op::Act(a) => {
+                let mut total = Estimate::default();
+                for m in chunking.activation_chunks(n) {
+                    total += match a {
+                        Activation::Silu => estimate::approximate(m, profile, Function::Silu, f)?,
+                        Activation::Gelu => estimate::approximate(m, profile, Function::Gelu, f)?,
+                        Activation::Relu => estimate::relu(m),
+                    };
+                }
+                total
+            }
             Op::Scale(_) => estimate::public_scale(n, f),
             Op::GlobalMeanPool => estimate::public_scale(n, f),
             Op::Attention { heads } => {

@@ -53,7 +53,7 @@ use crate::share::ArithShare;
 pub mod cost;
 mod secure;
 
-pub use secure::{SecureBackend, public_share};
+pub use secure::{Observer, SecureBackend, public_share};
 
 /// Something that evaluates graph nodes: the plaintext backends, the training backend
 /// and the [`SecureBackend`].
@@ -121,12 +121,15 @@ pub fn run<B: Backend>(
 
 /// How a secure forward trades rounds for memory: the attention layers evaluate their
 /// score matrices in chunks of at most `max_attention_scores` scores
-/// ([`nn::attention_chunked`](crate::nn::attention_chunked)). The cost model
-/// ([`cost::forward_chunked`]) takes the same value, so estimates stay exact.
+/// ([`nn::attention_chunked`](crate::nn::attention_chunked)), and the elementwise
+/// activations (SiLU, GeLU, ReLU) run on at most `max_activation_elements` elements at a
+/// time. Each chunk runs after the previous one, so rounds grow with the number of
+/// chunks; bytes do not change. The cost model ([`cost::forward_chunked`]) takes the
+/// same value, so estimates stay exact.
 ///
 /// ```
 /// use cipherdm_kernel::exec::Chunking;
-/// let c = Chunking::for_attention_memory(1 << 30);
+/// let c = Chunking::for_working_memory(1 << 30);
 /// assert!(c.max_attention_scores > 1 << 20);
 /// assert_eq!(Chunking::NONE.max_attention_scores, usize::MAX);
 /// ```
@@ -134,24 +137,37 @@ pub fn run<B: Backend>(
 pub struct Chunking {
     /// Most scores (score rows × keys, over items and heads) evaluated at once.
     pub max_attention_scores: usize,
+    /// Most elements of one activation call.
+    pub max_activation_elements: usize,
 }
 
 impl Chunking {
-    /// Every attention layer in one chunk (fewest rounds).
+    /// Every layer in one call (fewest rounds).
     pub const NONE: Chunking = Chunking {
         max_attention_scores: usize::MAX,
+        max_activation_elements: usize::MAX,
     };
 
-    /// A party's working memory per score of a chunk, in bytes (measured on the
-    /// `Accurate` softmax: the scores, the exp's intermediates and the probabilities, two
-    /// ring elements each, plus the allocator's slack).
-    pub const BYTES_PER_SCORE: usize = 160;
+    /// A party's working memory per score of an attention chunk, in bytes, measured on
+    /// the `Accurate` softmax of 4,096-long rows (the scores, the max tree's comparison
+    /// tables, the exp's intermediates and the probabilities, with the allocator's slack).
+    pub const BYTES_PER_SCORE: usize = 800;
+
+    /// A party's working memory per element of an activation call, in bytes, measured
+    /// the same way on SiLU.
+    pub const BYTES_PER_ACTIVATION: usize = 400;
 
     /// Chunks whose working set fits `bytes` of one party's memory.
-    pub fn for_attention_memory(bytes: usize) -> Chunking {
+    pub fn for_working_memory(bytes: usize) -> Chunking {
         Chunking {
             max_attention_scores: (bytes / Self::BYTES_PER_SCORE).max(1),
+            max_activation_elements: (bytes / Self::BYTES_PER_ACTIVATION).max(1),
         }
+    }
+
+    /// The element counts of the calls an activation of `n` elements is cut into.
+    pub fn activation_chunks(&self, n: usize) -> Vec<usize> {
+        crate::nn::attention_chunks(n, 1, self.max_activation_elements)
     }
 }
 

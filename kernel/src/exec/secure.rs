@@ -30,6 +30,7 @@ use crate::transport::Transport;
 /// a layer (a closed link, a bad shape) arrives as [`Error::Layer`] naming the layer,
 /// converted into the source's error type.
 pub struct SecureBackend<'p, T: Transport, W> {
+    observer: Option<Observer>,
     party: &'p mut Party<T>,
     weights: W,
     shapes: BTreeMap<String, Shape>,
@@ -38,6 +39,10 @@ pub struct SecureBackend<'p, T: Transport, W> {
     clock: Clock,
     chunking: Chunking,
 }
+
+/// Called after every layer with the number of layers done and the layer's record (a
+/// host's progress display).
+pub type Observer = alloc::boxed::Box<dyn FnMut(usize, &LayerRecord)>;
 
 /// A layer failure before it is attributed: the weight source's or the kernel's.
 enum Failure<E> {
@@ -74,6 +79,7 @@ impl<'p, T: Transport, W: WeightSource<u64>> SecureBackend<'p, T, W> {
             records: Vec::new(),
             clock: no_clock,
             chunking: Chunking::NONE,
+            observer: None,
         })
     }
 
@@ -86,6 +92,12 @@ impl<'p, T: Transport, W: WeightSource<u64>> SecureBackend<'p, T, W> {
     /// Evaluates attention in `chunking`'s chunks (default: [`Chunking::NONE`]).
     pub fn with_chunking(mut self, chunking: Chunking) -> Self {
         self.chunking = chunking;
+        self
+    }
+
+    /// Calls `observer` after every layer (e.g. a progress line).
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -162,9 +174,26 @@ impl<'p, T: Transport, W: WeightSource<u64>> SecureBackend<'p, T, W> {
                 nn::layer_norm_channels(self.party, x, &g, &bb, *eps)?
             }
             Op::Mul => pr::mul_fixed(self.party, x, inputs[1])?,
-            Op::Act(Activation::Silu) => pr::silu(self.party, x, profile)?,
-            Op::Act(Activation::Gelu) => pr::gelu(self.party, x, profile)?,
-            Op::Act(Activation::Relu) => pr::relu(self.party, x)?,
+            Op::Act(a) => {
+                let act = |p: &mut Party<T>, s: &ArithShare<u64>| match a {
+                    Activation::Silu => pr::silu(p, s, profile),
+                    Activation::Gelu => pr::gelu(p, s, profile),
+                    Activation::Relu => pr::relu(p, s),
+                };
+                let chunks = self.chunking.activation_chunks(x.len());
+                if chunks.len() == 1 {
+                    act(self.party, x)?
+                } else {
+                    let mut parts = Vec::with_capacity(chunks.len());
+                    let mut at = 0;
+                    for m in chunks {
+                        parts.push(act(self.party, &x.slice(at, m)?)?);
+                        at += m;
+                    }
+                    let refs: Vec<&ArithShare<u64>> = parts.iter().collect();
+                    ArithShare::concat(&refs).reshape(x.shape().clone())?
+                }
+            }
             Op::Add => {
                 let y = inputs[1];
                 if y.shape() == x.shape() {
@@ -231,6 +260,9 @@ impl<T: Transport, W: WeightSource<u64>> Backend for SecureBackend<'_, T, W> {
             nanos: (self.clock)().saturating_sub(start),
             cost: self.party.costs().total().since(&before),
         });
+        if let (Some(observe), Some(last)) = (self.observer.as_mut(), self.records.last()) {
+            observe(self.records.len(), last);
+        }
         Ok(y)
     }
 }
