@@ -175,6 +175,21 @@ enum Command {
         #[arg(long, default_value = "guidance")]
         out: PathBuf,
     },
+    /// Write a randomly initialised diffusers folder (config.json and
+    /// diffusion_pytorch_model.safetensors, f32) from a diffusers U-Net config
+    /// (`UNet2DConditionModel` or `UNet2DModel`): a stand-in for weights the project cannot
+    /// ship, for cost runs. Every config field is honoured or refused by name.
+    InitModel {
+        /// A diffusers `config.json` (or the folder holding it).
+        #[arg(long)]
+        config: PathBuf,
+        /// Seed of the initialisation.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Train a model on the shipped MNIST (needs `--features train`).
     Train {
         /// `tiny`, `tiny-unaliased`, `mnist` or `classifier`.
@@ -341,6 +356,16 @@ fn main() -> ExitCode {
             weights,
             out,
         } => sample::share_model(&model, weights.as_deref(), &out),
+        Command::InitModel { config, seed, out } => {
+            cipherdm_models::init::init_folder(&config, seed, &out)
+                .map(|(class, params)| {
+                    println!(
+                        "wrote {} ({class}, {params} parameters, seed {seed})",
+                        out.display()
+                    );
+                })
+                .map_err(Into::into)
+        }
         Command::Train {
             model,
             steps,

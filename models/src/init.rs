@@ -130,3 +130,101 @@ impl WeightSource<u64> for DealtWeights {
             .ok_or_else(|| ModelError::Config(format!("party {} (0, 1 or 2)", self.party)))?)
     }
 }
+
+/// Writes every weight of `graph`, initialised from `seed`, as an f32 safetensors file at
+/// `path`, one tensor at a time (a Stable-Diffusion-sized graph never has all its
+/// weights in memory). The file loads with [`Weights::load`] and holds, up to f32
+/// rounding, what [`DealtWeights`] deals.
+pub fn write_safetensors(
+    graph: &Graph,
+    seed: u64,
+    path: &std::path::Path,
+) -> Result<(), ModelError> {
+    use std::io::Write;
+    let fans = bias_fan_in(graph);
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for spec in &graph.weights {
+        let n: usize = spec.shape.iter().product();
+        header.insert(
+            spec.name.clone(),
+            serde_json::json!({
+                "dtype": "F32",
+                "shape": spec.stored.file_shape(&spec.shape),
+                "data_offsets": [offset, offset + 4 * n],
+            }),
+        );
+        offset += 4 * n;
+    }
+    header.insert(
+        "__metadata__".into(),
+        serde_json::json!({ "format": "pt", "cipherdm_init_seed": seed.to_string() }),
+    );
+    let mut text = serde_json::to_string(&serde_json::Value::Object(header))
+        .map_err(|e| ModelError::format("safetensors header", e.to_string()))?;
+    while !text.len().is_multiple_of(8) {
+        text.push(' ');
+    }
+    let io = |e| ModelError::io(path, e);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    out.write_all(&(text.len() as u64).to_le_bytes())
+        .map_err(io)?;
+    out.write_all(text.as_bytes()).map_err(io)?;
+    for spec in &graph.weights {
+        let fan = fans.get(&spec.name).copied().unwrap_or(1);
+        let canonical: Vec<f32> = values(seed, &spec.name, &spec.shape, fan)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let file = spec.stored.to_file(&spec.shape, &canonical);
+        let bytes: Vec<u8> = file.iter().flat_map(|v| v.to_le_bytes()).collect();
+        out.write_all(&bytes).map_err(io)?;
+    }
+    out.flush().map_err(io)
+}
+
+/// `cipherdm init-model`: reads a diffusers `config.json` (`UNet2DConditionModel` or
+/// `UNet2DModel`, by its `_class_name`), and writes a diffusers folder `out` with that
+/// config and `diffusion_pytorch_model.safetensors` initialised from `seed`. Returns the
+/// class name and the parameter count.
+pub fn init_folder(
+    config: &std::path::Path,
+    seed: u64,
+    out: &std::path::Path,
+) -> Result<(&'static str, usize), ModelError> {
+    let file = if config.is_dir() {
+        config.join("config.json")
+    } else {
+        config.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| ModelError::io(&file, e))?;
+    let what = file.display().to_string();
+    std::fs::create_dir_all(out).map_err(|e| ModelError::io(out, e))?;
+    let (class, graph, json) = match crate::diffusers_config::class_name(&text, &what)?.as_str() {
+        "UNet2DConditionModel" => {
+            let cfg = crate::unet2d_condition::Config::from_json(&text, &what)?;
+            let g = crate::unet2d_condition::graph(&cfg, crate::sd15::TOKENS)?;
+            ("UNet2DConditionModel", g, cfg.to_json())
+        }
+        "UNet2DModel" => {
+            let cfg = crate::unet2d::Config::from_json(&text, &what)?;
+            let g = crate::unet2d::graph(&cfg)?;
+            let json = serde_json::to_string_pretty(&cfg)
+                .map_err(|e| ModelError::format("config", e.to_string()))?;
+            ("UNet2DModel", g, json + "\n")
+        }
+        other => {
+            return Err(ModelError::Config(format!(
+                "{what}: config field `_class_name`: `{other}` is not supported (UNet2DConditionModel, UNet2DModel)"
+            )));
+        }
+    };
+    let cfg_out = out.join("config.json");
+    std::fs::write(&cfg_out, json).map_err(|e| ModelError::io(&cfg_out, e))?;
+    write_safetensors(
+        &graph,
+        seed,
+        &out.join("diffusion_pytorch_model.safetensors"),
+    )?;
+    Ok((class, graph.parameter_count()))
+}

@@ -29,6 +29,7 @@
 //! crate's.
 
 pub mod classifier;
+pub mod diffusers_config;
 pub mod error;
 pub mod guidance;
 pub mod host;
@@ -48,6 +49,7 @@ pub mod tiny;
 #[cfg(feature = "train")]
 pub mod train;
 pub mod unet2d;
+pub mod unet2d_condition;
 pub mod weights;
 
 pub use error::ModelError;

@@ -58,11 +58,11 @@ impl Model {
         })
     }
 
-    /// Number of classes of the label input.
+    /// Number of classes of the label input (0: an unconditional model without one).
     pub fn classes(&self) -> usize {
         match &self.architecture {
             Architecture::Tiny(_) => tiny::CLASSES,
-            Architecture::UNet2d(c) => c.num_class_embeds,
+            Architecture::UNet2d(c) => c.num_class_embeds.unwrap_or(0),
         }
     }
 
@@ -111,11 +111,14 @@ impl Model {
         for c in conditions {
             label.extend(self.label_row(c)?.into_iter().map(F::of));
         }
-        Ok(vec![
+        let mut inputs = vec![
             ("x", x.clone()),
             ("time", Tensor::new(vec![b, feats.len()], time)?),
-            ("label", Tensor::new(vec![b, self.classes()], label)?),
-        ])
+        ];
+        if self.classes() > 0 {
+            inputs.push(("label", Tensor::new(vec![b, self.classes()], label)?));
+        }
+        Ok(inputs)
     }
 
     /// Loads weights: a safetensors file, or a diffusers folder

@@ -4,22 +4,26 @@
 //!
 //! Supported: `DownBlock2D` / `AttnDownBlock2D`, `UpBlock2D` / `AttnUpBlock2D`, the
 //! attention mid block, positional time embedding (`flip_sin_to_cos`, `freq_shift`),
-//! `num_class_embeds` (the class embedding is added to the time embedding), SiLU,
-//! `resnet_time_scale_shift = "default"`. Anything else is a typed configuration error.
+//! `num_class_embeds` (the class embedding is added to the time embedding; `null`: an
+//! unconditional model), `attention_head_dim` (`null`: one head per block),
+//! `mid_block_scale_factor`, `attn_norm_num_groups`, `sample_size` as a side or a square
+//! `[h, w]`, SiLU, `resnet_time_scale_shift = "default"`. Every other field is refused by
+//! name unless it has its default value; unknown fields are refused.
 //!
 //! Graph inputs: `x` `(in_channels, S, S)`, `time` `(block_out_channels[0])` from
-//! [`time_features`], `label` `(num_class_embeds)`.
+//! [`time_features`], `label` `(num_class_embeds)` (conditional models only).
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::ModelError;
 use cipherdm_kernel::graph::{Activation, Graph, GraphBuilder, Stored, ValueId};
 
-/// The subset of diffusers' `UNet2DModel` config we support (unknown keys are ignored,
-/// unsupported values rejected by [`graph`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The subset of diffusers' `UNet2DModel` config we support. [`Config::from_json`] reads
+/// a `config.json` field by field: every field is honoured or refused by name, and
+/// unknown fields are refused.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Config {
     /// Image side.
     pub sample_size: usize,
@@ -39,42 +43,33 @@ pub struct Config {
     pub norm_num_groups: usize,
     /// GroupNorm ε.
     pub norm_eps: f64,
-    /// Channels per attention head.
-    pub attention_head_dim: usize,
-    /// Number of classes.
-    pub num_class_embeds: usize,
+    /// Channels per attention head (`None`: one head per block, as diffusers).
+    pub attention_head_dim: Option<usize>,
+    /// Number of classes (`None`: an unconditional model, no label input).
+    pub num_class_embeds: Option<usize>,
+    /// The mid block's ResNets and attention divide their output by this.
+    pub mid_block_scale_factor: f64,
+    /// GroupNorm groups of the mid block's attention (`None`: `norm_num_groups`).
+    pub attn_norm_num_groups: Option<usize>,
     /// Time features as `[cos, sin]` instead of `[sin, cos]`.
-    #[serde(default = "yes")]
     pub flip_sin_to_cos: bool,
     /// Frequency shift of the time features.
-    #[serde(default)]
     pub freq_shift: usize,
     /// Activation (only `"silu"`).
-    #[serde(default = "silu_name")]
     pub act_fn: String,
     /// Only `"positional"`.
-    #[serde(default = "positional")]
     pub time_embedding_type: String,
     /// Only `"default"`.
-    #[serde(default = "default_name")]
     pub resnet_time_scale_shift: String,
     /// Only 1.
-    #[serde(default = "one")]
     pub downsample_padding: usize,
     /// Whether the mid block has attention.
-    #[serde(default = "yes")]
     pub add_attention: bool,
     /// Always `"UNet2DModel"`.
-    #[serde(rename = "_class_name", default = "class_name")]
+    #[serde(rename = "_class_name")]
     pub class_name: String,
 }
 
-fn yes() -> bool {
-    true
-}
-fn one() -> usize {
-    1
-}
 fn silu_name() -> String {
     "silu".into()
 }
@@ -121,8 +116,10 @@ impl Config {
             layers_per_block: 1,
             norm_num_groups: 8,
             norm_eps: 1e-5,
-            attention_head_dim: 32,
-            num_class_embeds: 10,
+            attention_head_dim: Some(32),
+            num_class_embeds: Some(10),
+            mid_block_scale_factor: 1.0,
+            attn_norm_num_groups: None,
             flip_sin_to_cos: true,
             freq_shift: 0,
             act_fn: silu_name(),
@@ -146,9 +143,71 @@ impl Config {
         Self::from_json(&text, &file.display().to_string())
     }
 
-    /// Parses the text of a `config.json`; `what` names it in errors.
+    /// Parses the text of a `config.json` field by field; `what` names it in errors.
+    /// `dropout` and `num_train_timesteps` cannot change an inference and are accepted
+    /// with any value; `center_input_sample`, `class_embed_type`, `time_embedding_dim`
+    /// and the down/upsampler types only with their default; unknown fields are refused.
+    /// The result is validated.
     pub fn from_json(text: &str, what: &str) -> Result<Self, ModelError> {
-        serde_json::from_str(text).map_err(|e| ModelError::format(what, e.to_string()))
+        use crate::diffusers_config::{Fields, PerLevel};
+        use serde_json::json;
+        let mut f = Fields::parse(text, what)?;
+        let sample_size = match f.opt_usize_per_level("sample_size")? {
+            None => {
+                return Err(ModelError::Config(
+                    "config field `sample_size`: is required".into(),
+                ));
+            }
+            Some(PerLevel::All(s)) => s,
+            Some(PerLevel::Each(v)) => match v[..] {
+                [h, w] if h == w => h,
+                _ => {
+                    return Err(ModelError::Config(format!(
+                        "config field `sample_size`: {v:?} (a side, or [h, w] with h = w: non-square images are not supported)"
+                    )));
+                }
+            },
+        };
+        let cfg = Self {
+            sample_size,
+            in_channels: f.usize_or("in_channels", 3)?,
+            out_channels: f.usize_or("out_channels", 3)?,
+            block_out_channels: f.usizes("block_out_channels")?,
+            down_block_types: f.strings("down_block_types")?,
+            up_block_types: f.strings("up_block_types")?,
+            layers_per_block: f.usize_or("layers_per_block", 2)?,
+            norm_num_groups: f.usize_or("norm_num_groups", 32)?,
+            norm_eps: f.f64_or("norm_eps", 1e-5)?,
+            attention_head_dim: f.opt_usize("attention_head_dim")?,
+            num_class_embeds: f.opt_usize("num_class_embeds")?,
+            mid_block_scale_factor: f.f64_or("mid_block_scale_factor", 1.0)?,
+            attn_norm_num_groups: f.opt_usize("attn_norm_num_groups")?,
+            flip_sin_to_cos: f.bool_or("flip_sin_to_cos", true)?,
+            freq_shift: f.usize_or("freq_shift", 0)?,
+            act_fn: f.str_or("act_fn", "silu")?,
+            time_embedding_type: f.str_or("time_embedding_type", "positional")?,
+            resnet_time_scale_shift: f.str_or("resnet_time_scale_shift", "default")?,
+            downsample_padding: f.usize_or("downsample_padding", 1)?,
+            add_attention: f.bool_or("add_attention", true)?,
+            class_name: class_name(),
+        };
+        f.only(
+            "center_input_sample",
+            json!(false),
+            "the input is used as given; centre it before sampling",
+        )?;
+        f.only("downsample_type", json!("conv"), "only conv")?;
+        f.only("upsample_type", json!("conv"), "only conv")?;
+        f.absent("class_embed_type", "the class embedding is a table")?;
+        f.absent(
+            "time_embedding_dim",
+            "the time embedding is 4 × block_out_channels[0]",
+        )?;
+        f.no_effect("dropout");
+        f.no_effect("num_train_timesteps");
+        f.finish("UNet2DModel")?;
+        cfg.validate()?;
+        Ok(cfg)
     }
 
     /// Writes `config.json` into `dir`.
@@ -177,7 +236,11 @@ impl Config {
             ("sample_size", self.sample_size, MAX_SAMPLE_SIZE),
             ("in_channels", self.in_channels, MAX_CHANNELS),
             ("out_channels", self.out_channels, MAX_CHANNELS),
-            ("num_class_embeds", self.num_class_embeds, MAX_CLASSES),
+            (
+                "num_class_embeds",
+                self.num_class_embeds.unwrap_or(1),
+                MAX_CLASSES,
+            ),
         ];
         for (field, value, max) in limits {
             if value > max {
@@ -198,7 +261,12 @@ impl Config {
             ("in_channels", self.in_channels),
             ("out_channels", self.out_channels),
             ("norm_num_groups", self.norm_num_groups),
-            ("attention_head_dim", self.attention_head_dim),
+            ("attention_head_dim", self.attention_head_dim.unwrap_or(1)),
+            (
+                "attn_norm_num_groups",
+                self.attn_norm_num_groups.unwrap_or(1),
+            ),
+            ("num_class_embeds", self.num_class_embeds.unwrap_or(1)),
         ] {
             if value == 0 {
                 return bad(format!("{field} must be positive"));
@@ -223,8 +291,29 @@ impl Config {
         if self.downsample_padding != 1 {
             return bad("downsample_padding must be 1".into());
         }
-        if self.num_class_embeds == 0 || self.layers_per_block == 0 {
-            return bad("num_class_embeds and layers_per_block must be positive".into());
+        if self.layers_per_block == 0 {
+            return bad("layers_per_block must be positive".into());
+        }
+        if !(self.mid_block_scale_factor.is_finite() && self.mid_block_scale_factor > 0.0) {
+            return bad("mid_block_scale_factor must be positive".into());
+        }
+        if let Some(c) = self
+            .block_out_channels
+            .iter()
+            .find(|&&c| !c.is_multiple_of(self.norm_num_groups))
+        {
+            return bad(format!(
+                "norm_num_groups {} does not divide {c} channels",
+                self.norm_num_groups
+            ));
+        }
+        let top = self.block_out_channels[levels - 1];
+        if let Some(g) = self.attn_norm_num_groups
+            && !top.is_multiple_of(g)
+        {
+            return bad(format!(
+                "attn_norm_num_groups {g} does not divide {top} channels"
+            ));
         }
         if !self.block_out_channels[0].is_multiple_of(2)
             || self.block_out_channels[0] <= 2 * self.freq_shift
@@ -325,21 +414,36 @@ pub(crate) fn resnet_block(
     Ok(g.add(&format!("{p}.residual"), skip, h)?)
 }
 
-fn attention(g: &mut GraphBuilder, p: &str, x: ValueId, ctx: &Ctx) -> Result<ValueId, ModelError> {
+/// diffusers' `Attention` as `UNet2DModel` uses it: GroupNorm of `groups`, one head per
+/// `attention_head_dim` channels (one head when it is `None`), the residual, and the
+/// output divided by `rescale`.
+fn attention(
+    g: &mut GraphBuilder,
+    p: &str,
+    x: ValueId,
+    ctx: &Ctx,
+    groups: usize,
+    rescale: f64,
+) -> Result<ValueId, ModelError> {
     let c = g.shape(x)[0];
-    let heads = (c / ctx.cfg.attention_head_dim).max(1);
-    let h = g.group_norm(
-        &format!("{p}.group_norm"),
-        x,
-        ctx.cfg.norm_num_groups,
-        ctx.cfg.norm_eps,
-    )?;
+    let heads = (c / ctx.cfg.attention_head_dim.unwrap_or(c)).max(1);
+    let h = g.group_norm(&format!("{p}.group_norm"), x, groups, ctx.cfg.norm_eps)?;
     let q = g.linear_1x1(&format!("{p}.to_q"), h, c, true)?;
     let k = g.linear_1x1(&format!("{p}.to_k"), h, c, true)?;
     let v = g.linear_1x1(&format!("{p}.to_v"), h, c, true)?;
     let a = g.attention(&format!("{p}.attention"), q, k, v, heads)?;
     let o = g.linear_1x1(&format!("{p}.to_out.0"), a, c, true)?;
-    Ok(g.add(&format!("{p}.residual"), o, x)?)
+    let out = g.add(&format!("{p}.residual"), o, x)?;
+    Ok(rescaled(g, p, out, rescale))
+}
+
+/// `x / factor` (nothing when the factor is 1).
+fn rescaled(g: &mut GraphBuilder, p: &str, x: ValueId, factor: f64) -> ValueId {
+    if factor == 1.0 {
+        x
+    } else {
+        g.scale(&format!("{p}.output_scale"), x, 1.0 / factor)
+    }
 }
 
 /// The U-Net graph of `config`.
@@ -355,19 +459,26 @@ pub fn graph(cfg: &Config) -> Result<Graph, ModelError> {
     let temb_dim = 4 * ch[0];
     let x = g.input("x", vec![cfg.in_channels, cfg.sample_size, cfg.sample_size]);
     let time = g.input("time", vec![ch[0]]);
-    let label = g.input("label", vec![cfg.num_class_embeds]);
+    let label = cfg
+        .num_class_embeds
+        .map(|classes| g.input("label", vec![classes]));
     let t = g.dense("time_embedding.linear_1", time, temb_dim)?;
     let t = g.act("time_embedding.act", t, Activation::Silu);
     let t = g.dense("time_embedding.linear_2", t, temb_dim)?;
-    let e = g.dense_named(
-        "class_embedding",
-        label,
-        temb_dim,
-        "weight",
-        Stored::Transposed,
-        false,
-    )?;
-    let emb = g.add("emb", t, e)?;
+    let emb = match label {
+        Some(label) => {
+            let e = g.dense_named(
+                "class_embedding",
+                label,
+                temb_dim,
+                "weight",
+                Stored::Transposed,
+                false,
+            )?;
+            g.add("emb", t, e)?
+        }
+        None => t,
+    };
     // Every ResNet applies silu to the embedding first: the same value, computed once.
     let temb = g.act("emb_silu", emb, Activation::Silu);
     let ctx = Ctx { cfg, temb };
@@ -385,7 +496,8 @@ pub fn graph(cfg: &Config) -> Result<Graph, ModelError> {
                 &ctx,
             )?;
             if kind == "AttnDownBlock2D" {
-                h = attention(&mut g, &format!("down_blocks.{i}.attentions.{j}"), h, &ctx)?;
+                let p = format!("down_blocks.{i}.attentions.{j}");
+                h = attention(&mut g, &p, h, &ctx, cfg.norm_num_groups, 1.0)?;
             }
             skips.push(h);
         }
@@ -396,11 +508,15 @@ pub fn graph(cfg: &Config) -> Result<Graph, ModelError> {
         }
     }
     let top = ch[levels - 1];
+    let scale = cfg.mid_block_scale_factor;
     h = resnet(&mut g, "mid_block.resnets.0", h, top, &ctx)?;
+    h = rescaled(&mut g, "mid_block.resnets.0", h, scale);
     if cfg.add_attention {
-        h = attention(&mut g, "mid_block.attentions.0", h, &ctx)?;
+        let groups = cfg.attn_norm_num_groups.unwrap_or(cfg.norm_num_groups);
+        h = attention(&mut g, "mid_block.attentions.0", h, &ctx, groups, scale)?;
     }
     h = resnet(&mut g, "mid_block.resnets.1", h, top, &ctx)?;
+    h = rescaled(&mut g, "mid_block.resnets.1", h, scale);
     for (i, kind) in cfg.up_block_types.iter().enumerate() {
         let cout = ch[levels - 1 - i];
         for j in 0..=cfg.layers_per_block {
@@ -410,7 +526,8 @@ pub fn graph(cfg: &Config) -> Result<Graph, ModelError> {
             h = g.concat(&format!("up_blocks.{i}.concat.{j}"), &[h, skip])?;
             h = resnet(&mut g, &format!("up_blocks.{i}.resnets.{j}"), h, cout, &ctx)?;
             if kind == "AttnUpBlock2D" {
-                h = attention(&mut g, &format!("up_blocks.{i}.attentions.{j}"), h, &ctx)?;
+                let p = format!("up_blocks.{i}.attentions.{j}");
+                h = attention(&mut g, &p, h, &ctx, cfg.norm_num_groups, 1.0)?;
             }
         }
         if i + 1 < levels {

@@ -155,7 +155,7 @@ impl Chunking {
 
     /// A party's working memory per element of an activation call, in bytes, measured
     /// the same way on SiLU.
-    pub const BYTES_PER_ACTIVATION: usize = 400;
+    pub const BYTES_PER_ACTIVATION: usize = 500;
 
     /// Chunks whose working set fits `bytes` of one party's memory.
     pub fn for_working_memory(bytes: usize) -> Chunking {

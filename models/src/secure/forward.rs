@@ -10,7 +10,8 @@ use crate::model::Model;
 use crate::schedule::Condition;
 
 /// One secure forward of `model` on a secret image batch `x` `(B, C, H, W)` at public
-/// timestep `t`, with secret label rows `label` `(B, classes)`. Returns the secret
+/// timestep `t`, with secret label rows `label` `(B, classes)` (ignored by an
+/// unconditional model). Returns the secret
 /// noise prediction.
 pub fn forward<T: Transport, W>(
     backend: &mut SecureBackend<'_, T, W>,
@@ -27,7 +28,10 @@ where
     let feats = model.time_features(t as f64);
     let rows: Vec<f64> = (0..b).flat_map(|_| feats.iter().copied()).collect();
     let time = public_share(backend.party(), &rows, &[b, feats.len()])?;
-    let inputs = vec![("x", x), ("time", time), ("label", label)];
+    let mut inputs = vec![("x", x), ("time", time)];
+    if model.classes() > 0 {
+        inputs.push(("label", label));
+    }
     Ok(backend.run(&model.graph, inputs)?)
 }
 
