@@ -8,7 +8,7 @@
 //! (self-attention, cross-attention over the prompt embedding, GEGLU feed-forward) with
 //! `proj_in`/`proj_out` as 1×1 convolutions or linear layers (`use_linear_projection`);
 //! heads per level (`attention_head_dim` / `num_attention_heads`, as diffusers reads
-//! them), transformer layers per level, `center_input_sample`, `mid_block_scale_factor`,
+//! them), transformer layers per level, `mid_block_scale_factor`,
 //! positional time embedding with `flip_sin_to_cos` and `freq_shift`. Every other field
 //! is refused by name unless its value is the default (see [`Config::from_json`]).
 //!
@@ -34,8 +34,6 @@ pub struct Config {
     pub in_channels: usize,
     /// Channels out.
     pub out_channels: usize,
-    /// Maps the input `x` to `2x − 1` first.
-    pub center_input_sample: bool,
     /// Time features as `[cos, sin]`.
     pub flip_sin_to_cos: bool,
     /// Frequency shift of the time features.
@@ -83,7 +81,6 @@ impl Config {
             sample_size: 64,
             in_channels: 4,
             out_channels: 4,
-            center_input_sample: false,
             flip_sin_to_cos: true,
             freq_shift: 0,
             down_block_types: vec![
@@ -164,7 +161,6 @@ impl Config {
             sample_size,
             in_channels: f.usize_or("in_channels", 4)?,
             out_channels: f.usize_or("out_channels", 4)?,
-            center_input_sample: f.bool_or("center_input_sample", false)?,
             flip_sin_to_cos: f.bool_or("flip_sin_to_cos", true)?,
             freq_shift: f.usize_or("freq_shift", 0)?,
             down_block_types: f.strings("down_block_types")?,
@@ -185,6 +181,11 @@ impl Config {
             "the mid block is UNetMidBlock2DCrossAttn",
         )?;
         f.only("act_fn", json!("silu"), "only SiLU")?;
+        f.only(
+            "center_input_sample",
+            json!(false),
+            "the input is used as given; centre it before sampling",
+        )?;
         f.only("downsample_padding", json!(1), "only 1")?;
         f.only(
             "only_cross_attention",
@@ -261,7 +262,6 @@ impl Config {
             "act_fn": "silu",
             "attention_head_dim": self.heads,
             "block_out_channels": self.block_out_channels,
-            "center_input_sample": self.center_input_sample,
             "cross_attention_dim": self.cross_attention_dim,
             "down_block_types": self.down_block_types,
             "downsample_padding": 1,

@@ -116,12 +116,10 @@ fn unsupported_diffusers_configs_are_typed_errors() {
     ));
     let mut c = unet2d::Config::mnist();
     c.norm_num_groups = 5;
-    // The graph builder refuses it, naming the node.
+    // Refused by name before the graph is built.
     assert!(matches!(
         unet2d::graph(&c),
-        Err(cipherdm_models::ModelError::Kernel(
-            cipherdm_kernel::Error::Graph { .. }
-        ))
+        Err(cipherdm_models::ModelError::Config(m)) if m.contains("norm_num_groups")
     ));
 }
 
@@ -135,13 +133,25 @@ fn oversized_or_zero_diffusers_configs_are_refused_by_field() {
         "/../fuzz/corpus/unet_config/layers_per_block_2121.json"
     ))
     .unwrap();
-    let c = unet2d::Config::from_json(&text, "regression").unwrap();
+    // The misspelt key is refused by name first; without it, the oversized field.
+    let named = |text: &str, field: &str| match unet2d::Config::from_json(text, "regression") {
+        Err(cipherdm_models::ModelError::Config(m)) => {
+            assert!(m.contains(field), "`{m}` should name {field}")
+        }
+        other => panic!("{field}: {other:?}"),
+    };
+    named(&text, "layers_per_blok");
+    let text = text.replace(",\n  \"layers_per_blok\": 1", "");
+    named(&text, "layers_per_block");
+    let c = unet2d::Config::mnist();
     let refused = |c: &unet2d::Config, field: &str| match unet2d::graph(c) {
         Err(cipherdm_models::ModelError::Config(m)) => {
             assert!(m.contains(field), "`{m}` should name {field}")
         }
         other => panic!("{field}: {other:?}"),
     };
+    let mut c = c;
+    c.layers_per_block = 2121;
     refused(&c, "layers_per_block");
     let mut c = unet2d::Config::mnist();
     c.block_out_channels = vec![16; 100];
@@ -151,7 +161,7 @@ fn oversized_or_zero_diffusers_configs_are_refused_by_field() {
     for field in ["attention_head_dim", "sample_size", "norm_num_groups"] {
         let mut c = unet2d::Config::mnist();
         match field {
-            "attention_head_dim" => c.attention_head_dim = 0,
+            "attention_head_dim" => c.attention_head_dim = Some(0),
             "sample_size" => c.sample_size = 0,
             _ => c.norm_num_groups = 0,
         }
@@ -284,4 +294,111 @@ fn sd15_sized_graph_has_sd15_parameter_count_and_shapes() {
     assert_eq!(g.parameter_count(), 859_520_964);
     let out = &g.nodes[g.output].shape;
     assert_eq!(out, &vec![4, 64, 64]);
+}
+
+/// Stable Diffusion 1.5's `config.json` with `field` set to `value` (added or replaced).
+fn sd15_with(field: &str, value: serde_json::Value) -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/diffusers/sd15_unet_config.json"
+    ))
+    .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v[field] = value;
+    v.to_string()
+}
+
+/// Every field of diffusers' `UNet2DConditionModel` that this implementation does not
+/// honour is refused by name when it asks for something else than the default, as are
+/// unknown fields and absurd sizes.
+#[test]
+fn text_unet_config_fields_are_honoured_or_refused_by_name() {
+    use cipherdm_models::unet2d_condition::Config;
+    use serde_json::json;
+    for (field, value) in [
+        ("center_input_sample", json!(true)),
+        ("class_embed_type", json!("timestep")),
+        ("num_class_embeds", json!(10)),
+        ("dual_cross_attention", json!(true)),
+        ("addition_embed_type", json!("text")),
+        ("only_cross_attention", json!(true)),
+        ("conv_in_kernel", json!(5)),
+        ("resnet_time_scale_shift", json!("scale_shift")),
+        ("mid_block_type", json!("UNetMidBlock2DSimpleCrossAttn")),
+        ("cross_attention_dim", json!([768, 1024, 768, 768])),
+        ("sample_size", json!([64, 32])),
+        ("attention_head_dim", json!([8, 8])),
+        ("layers_per_blok", json!(2)),
+        ("layers_per_block", json!(2121)),
+        ("block_out_channels", json!([320, 640, 1280, 1000])),
+        ("transformer_layers_per_block", json!(0)),
+        ("down_block_types", json!(["CrossAttnDownBlock2D"])),
+        ("norm_eps", json!("small")),
+        ("_class_name", json!("UNet2DModel")),
+    ] {
+        match Config::from_json(&sd15_with(field, value.clone()), "sd15") {
+            Err(cipherdm_models::ModelError::Config(m)) => {
+                assert!(
+                    m.contains(&format!("`{field}`")),
+                    "{field}: `{m}` should name it"
+                )
+            }
+            other => panic!("{field} = {value}: {other:?}"),
+        }
+    }
+    // Values that cannot change an inference are accepted whatever they are.
+    for (field, value) in [
+        ("dropout", json!(0.1)),
+        ("upcast_attention", json!(true)),
+        ("_name_or_path", json!("somewhere")),
+        ("resnet_out_scale_factor", json!(1)),
+    ] {
+        assert_eq!(
+            Config::from_json(&sd15_with(field, value), "sd15").unwrap(),
+            Config::sd15()
+        );
+    }
+    // Heads given the modern way mean the same.
+    let c = Config::from_json(&sd15_with("num_attention_heads", json!(8)), "sd15").unwrap();
+    assert_eq!(c, Config::sd15());
+}
+
+#[test]
+fn unet2d_config_fields_are_honoured_or_refused_by_name() {
+    use serde_json::json;
+    let mnist = serde_json::to_value(unet2d::Config::mnist()).unwrap();
+    let with = |field: &str, value: serde_json::Value| {
+        let mut v = mnist.clone();
+        v[field] = value;
+        unet2d::Config::from_json(&v.to_string(), "mnist")
+    };
+    for (field, value) in [
+        ("center_input_sample", json!(true)),
+        ("class_embed_type", json!("timestep")),
+        ("upsample_type", json!("resnet")),
+        ("attn_norm_num_groups", json!(5)),
+        ("sample_size", json!([28, 14])),
+        ("mid_block_scale_factor", json!(-1.0)),
+        ("nonsense", json!(1)),
+    ] {
+        match with(field, value.clone()) {
+            Err(cipherdm_models::ModelError::Config(m)) => {
+                assert!(m.contains(field), "{field}: `{m}` should name it")
+            }
+            other => panic!("{field} = {value}: {other:?}"),
+        }
+    }
+    // An unconditional model has no label input; `attention_head_dim: null` is one head.
+    let c = with("num_class_embeds", json!(null)).unwrap();
+    let g = unet2d::graph(&c).unwrap();
+    assert!(g.weight("class_embedding.weight").is_none());
+    assert!(
+        !g.nodes
+            .iter()
+            .any(|n| matches!(&n.op, cipherdm_kernel::graph::Op::Input(i) if i == "label"))
+    );
+    let c = with("attention_head_dim", json!(null)).unwrap();
+    assert_eq!(c.attention_head_dim, None);
+    let c = with("sample_size", json!([28, 28])).unwrap();
+    assert_eq!(c.sample_size, 28);
 }

@@ -6,10 +6,10 @@
 mod common;
 
 use cipherdm_kernel::approx::Profile;
-use cipherdm_kernel::exec::MemoryWeights;
 use cipherdm_kernel::exec::SecureBackend;
 use cipherdm_kernel::exec::cost;
 use cipherdm_kernel::exec::run;
+use cipherdm_kernel::exec::{Chunking, MemoryWeights};
 use cipherdm_kernel::graph::{Activation, Graph, GraphBuilder};
 use cipherdm_kernel::share::share_locally;
 use cipherdm_kernel::{FixedPoint, Shape};
@@ -87,23 +87,71 @@ fn weights(graph: &Graph) -> Weights<f64> {
 fn transformer_ops_match_plain_approx_and_the_cost_model() {
     let graph = block();
     let w = weights(&graph);
-    let profile = Profile::Accurate;
     let b = 2;
     let mut g = ChaCha12Rng::seed_from_u64(9);
     let x = Tensor::new(vec![b, C, 4, 4], normal(&mut g, b * C * 16, 1.0)).unwrap();
     let ctx = Tensor::new(vec![b, CTX, 5, 1], normal(&mut g, b * CTX * 5, 1.0)).unwrap();
+    secure_matches_plain_approx(
+        &graph,
+        &w,
+        vec![("x", x), ("context", ctx)],
+        Chunking::NONE,
+        5e-3,
+    );
+}
 
+/// A small Stable-Diffusion-shaped U-Net (diffusers' `UNet2DConditionModel` with SD's
+/// block types: 8×8×4 latents, channels 8/16, a 5-token prompt of width 8; the weights
+/// diffusers saved in `tests/fixtures/diffusers/cond_small`), with a secret prompt
+/// embedding, attention and activations in small chunks: secure equals `plain-approx`
+/// layer by layer, and the chunked cost model equals the measured counters.
+#[test]
+fn small_sd_shaped_unet_matches_plain_approx_layer_by_layer_in_chunks() {
+    use cipherdm_models::unet2d_condition::{Config, graph};
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/diffusers/cond_small"
+    );
+    let cfg = Config::load(dir).unwrap();
+    let graph = graph(&cfg, 5).unwrap();
+    let w: Weights<f64> =
+        Weights::load(&graph, format!("{dir}/diffusion_pytorch_model.safetensors")).unwrap();
+    let mut g = ChaCha12Rng::seed_from_u64(11);
+    let x = Tensor::new(vec![1, 4, 8, 8], normal(&mut g, 4 * 64, 1.0)).unwrap();
+    let ctx = Tensor::new(vec![1, 8, 5, 1], normal(&mut g, 8 * 5, 1.0)).unwrap();
+    let feats = cfg.time_features(501.0);
+    let time = Tensor::new(vec![1, feats.len()], feats).unwrap();
+    secure_matches_plain_approx(
+        &graph,
+        &w,
+        vec![("x", x), ("context", ctx), ("time", time)],
+        Chunking {
+            max_attention_scores: 3 * 64 + 5,
+            max_activation_elements: 100,
+        },
+        5e-3,
+    );
+}
+
+/// Runs `graph` in `plain-approx` (Accurate) and securely on dealt weights and inputs
+/// with `chunking`; every layer's secure output must be within `tolerance` (relative to
+/// the layer's scale) of the plain one, and every layer's bytes and rounds must equal the
+/// cost model's.
+fn secure_matches_plain_approx(
+    graph: &Graph,
+    w: &Weights<f64>,
+    inputs: Vec<(&'static str, Tensor<f64>)>,
+    chunking: Chunking,
+    tolerance: f64,
+) {
+    let profile = Profile::Accurate;
+    let b = inputs[0].1.shape()[0];
     let mut plain = PlainBackend::new(w.clone(), Nonlinearity::Approx(profile));
     let mut rec = PlainRecorder {
         inner: &mut plain,
         values: Vec::new(),
     };
-    run(
-        &graph,
-        &mut rec,
-        vec![("x", x.clone()), ("context", ctx.clone())],
-    )
-    .unwrap();
+    run(graph, &mut rec, inputs.clone()).unwrap();
     let want = rec.values;
 
     let fixed = FixedPoint::default();
@@ -121,22 +169,29 @@ fn transformer_ops_match_plain_approx_and_the_cost_model() {
         let enc: Vec<u64> = t.data().iter().map(|&v| fixed.encode(v).unwrap()).collect();
         share_locally(&enc, Shape::new(t.shape()).unwrap(), rng).unwrap()
     };
-    let [x0, x1, x2] = deal(&x, &mut rng);
-    let [c0, c1, c2] = deal(&ctx, &mut rng);
+    let mut dealt: [Vec<(&'static str, cipherdm_kernel::ArithShare<u64>)>; 3] = Default::default();
+    for (name, t) in &inputs {
+        for (d, sh) in dealt.iter_mut().zip(deal(t, &mut rng)) {
+            d.push((name, sh));
+        }
+    }
     let [s0, s1, s2] = sets;
+    let [d0, d1, d2] = dealt;
     let out = run3_with(
         &MemConfig::default(),
-        [(s0, x0, c0), (s1, x1, c1), (s2, x2, c2)],
-        |p, (ws, xs, cs)| {
+        [(s0, d0), (s1, d1), (s2, d2)],
+        |p, (ws, xs)| {
             let mut values = Vec::new();
             let mut layer_costs = Vec::new();
             {
-                let inner = SecureBackend::new(p, &graph, ws, profile).unwrap();
+                let inner = SecureBackend::new(p, graph, ws, profile)
+                    .unwrap()
+                    .with_chunking(chunking);
                 let mut rec = SecureRecorder {
                     inner,
                     values: &mut values,
                 };
-                run(&graph, &mut rec, vec![("x", xs), ("context", cs)]).unwrap();
+                run(graph, &mut rec, xs).unwrap();
                 // Each layer's cost without the test's openings (the opens come after the
                 // record is taken).
                 for r in rec.inner.records() {
@@ -154,12 +209,12 @@ fn transformer_ops_match_plain_approx_and_the_cost_model() {
         // Accurate GeLU/exp (≤ 1e-3 absolute) plus fixed point; plain-approx keeps
         // LayerNorm's rsqrt and softmax's reciprocal exact.
         assert!(
-            err < 5e-3,
+            err < tolerance,
             "first divergent layer `{name}`: {err:.2e} of scale {scale:.2}"
         );
     }
     // The cost model, layer by layer: bytes over the parties, rounds.
-    let est = cost::forward(&graph, b, profile, fixed.frac_bits()).unwrap();
+    let est = cost::forward_chunked(graph, b, profile, fixed.frac_bits(), chunking).unwrap();
     assert_eq!(est.len(), parts[0].1.len());
     for (i, e) in est.iter().enumerate() {
         let bytes: u64 = parts.iter().map(|p| p.1[i].1.bytes_total()).sum();
