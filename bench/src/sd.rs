@@ -14,6 +14,7 @@ use cipherdm_kernel::protocols::linear_combination_fixed;
 use cipherdm_kernel::{ArithShare, FixedPoint, Party, Shape, Transport};
 use cipherdm_models::ModelError;
 use cipherdm_models::init::DealtWeights;
+use cipherdm_models::unet2d_condition;
 use cipherdm_transport_mem::run3_with;
 use cipherdm_transport_tcp::LinkConfig;
 use cipherdm_transport_tcp::loopback::{self, LoopbackConfig};
@@ -40,6 +41,30 @@ pub struct TextStep<'g> {
     pub seed: u64,
     /// Print a progress line per layer (party 0) to standard error.
     pub progress: bool,
+}
+
+/// A text-conditioned U-Net named on the command line: `sd15`, or a diffusers
+/// `UNet2DConditionModel` config (`config.json` or its folder); `None` for other names.
+/// The graph is built for `tokens` prompt tokens.
+pub fn text_model(
+    name: &str,
+    tokens: usize,
+) -> Result<Option<(Graph, unet2d_condition::Config)>, ModelError> {
+    let cfg = if name == "sd15" {
+        unet2d_condition::Config::sd15()
+    } else if name.ends_with(".json") || std::path::Path::new(name).join("config.json").is_file() {
+        unet2d_condition::Config::load(name)?
+    } else {
+        return Ok(None);
+    };
+    Ok(Some((unet2d_condition::graph(&cfg, tokens)?, cfg)))
+}
+
+/// Chunks for a memory budget of `bytes` for the three parties of one process: each
+/// party gets a third, and a chunk's working set 70 % of that (the rest holds the live
+/// activations, the skips and one layer's weights).
+pub fn chunking_for(bytes: usize) -> Chunking {
+    Chunking::for_working_memory(bytes / 3 / 10 * 7)
 }
 
 fn input_shape(g: &Graph, name: &str) -> Result<Vec<usize>, ModelError> {

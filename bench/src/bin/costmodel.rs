@@ -1,8 +1,8 @@
 //! `costmodel`: bytes and rounds of one secure U-Net forward from the graph alone (no
 //! arithmetic, no messages), per op kind and profile, and the communication time those
 //! imply on the LAN and WAN of "Secure Inference for Diffusion Models via Unconditional
-//! Scores" (Song et al.). `--model sd15` is a Stable-Diffusion-1.5-sized U-Net (an
-//! estimate: that model is never run here).
+//! Scores" (Song et al.). `--model sd15` is Stable Diffusion 1.5's U-Net (measured with
+//! `stepbench --model sd15`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,7 +10,8 @@ use std::time::Duration;
 use cipherdm_kernel::FixedPoint;
 use cipherdm_kernel::approx::Profile;
 use cipherdm_kernel::estimate::Estimate;
-use cipherdm_kernel::exec::cost;
+use cipherdm_bench::sd::{chunking_for, text_model};
+use cipherdm_kernel::exec::{Chunking, cost};
 use cipherdm_models::ModelError;
 use cipherdm_models::model::Model;
 use cipherdm_models::unet2d::Config;
@@ -20,9 +21,14 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "Cost model of a secure U-Net forward: bytes and rounds from the graph")]
 struct Args {
-    /// `tiny`, `mnist` or `sd15`.
+    /// `tiny`, `mnist`, `sd15`, or a diffusers `UNet2DConditionModel` config.json (or
+    /// its folder).
     #[arg(long, default_value = "sd15")]
     model: String,
+    /// Memory budget of three parties in one process (e.g. `8GiB`), as `stepbench
+    /// --memory`: attention and activations in chunks, more rounds.
+    #[arg(long)]
+    memory: Option<String>,
     /// Batch size.
     #[arg(long, default_value_t = 1)]
     batch: usize,
@@ -51,12 +57,18 @@ fn run(a: Args) -> Result<(), ModelError> {
     let graph = match a.model.as_str() {
         "tiny" => Model::tiny()?.graph,
         "mnist" => Model::unet2d(Config::mnist())?.graph,
-        "sd15" => cipherdm_models::sd15::graph()?,
-        other => {
-            return Err(ModelError::Config(format!(
-                "unknown model `{other}` (tiny, mnist, sd15)"
-            )));
-        }
+        other => match text_model(other, cipherdm_models::sd15::TOKENS)? {
+            Some((graph, _)) => graph,
+            None => {
+                return Err(ModelError::Config(format!(
+                    "unknown model `{other}` (tiny, mnist, sd15, or a UNet2DConditionModel config.json)"
+                )));
+            }
+        },
+    };
+    let chunking = match &a.memory {
+        Some(m) => chunking_for(cipherdm_models::host::parse_bytes(m)?),
+        None => Chunking::NONE,
     };
     let f = FixedPoint::default().frac_bits();
     println!(
@@ -76,7 +88,7 @@ fn run(a: Args) -> Result<(), ModelError> {
         Profile::Loose,
         Profile::Accurate,
     ] {
-        let layers = match cost::forward(&graph, a.batch, profile, f) {
+        let layers = match cost::forward_chunked(&graph, a.batch, profile, f, chunking) {
             Ok(l) => l,
             Err(e) => {
                 println!(

@@ -8,12 +8,14 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use cipherdm_bench::sd::{TextStep, text_step};
+use cipherdm_bench::sd::{TextStep, chunking_for, text_model, text_step};
 use cipherdm_bench::{BenchError, Links, secure_forward, secure_forward_on};
 use cipherdm_kernel::FixedPoint;
 use cipherdm_kernel::approx::Profile;
 use cipherdm_kernel::exec::merge_records;
 use cipherdm_kernel::exec::{Chunking, LayerRecord, cost};
+use cipherdm_kernel::graph::Graph;
+use cipherdm_models::unet2d_condition;
 use cipherdm_models::guidance::parse_guidance;
 use cipherdm_models::host::{parse_bytes, peak_rss_bytes};
 use cipherdm_models::schedule::DdimConfig;
@@ -31,15 +33,15 @@ use rand_core::SeedableRng;
 #[derive(Parser)]
 #[command(about = "Secure U-Net forward / sample cost, per layer")]
 struct Args {
-    /// `tiny`, `tiny-unaliased`, `mnist`, or `sd15` (a Stable-Diffusion-1.5-sized
-    /// text-conditioned U-Net with randomly initialised weights dealt layer by layer, a
-    /// secret 77 × 768 prompt embedding; `--batch 2` adds the null prompt and
-    /// classifier-free guidance).
+    /// `tiny`, `tiny-unaliased`, `mnist`, `sd15` (Stable Diffusion 1.5's U-Net with
+    /// randomly initialised weights dealt layer by layer and a secret 77-token prompt
+    /// embedding; `--batch 2` adds the null prompt and classifier-free guidance), or a
+    /// diffusers `UNet2DConditionModel` config.json (or its folder), run the same way.
     #[arg(long, default_value = "tiny")]
     model: String,
-    /// Memory budget of the three parties together (e.g. `8GiB`): attention runs in
-    /// chunks of score rows sized from it. Without it, every attention layer is one
-    /// chunk.
+    /// Memory budget of the three parties together (e.g. `8GiB`), text-conditioned
+    /// models: attention and activations run in chunks sized from it. Without it,
+    /// every layer is one call.
     #[arg(long)]
     memory: Option<String>,
     /// Approximation profile.
@@ -86,12 +88,13 @@ fn run(a: Args) -> Result<(), BenchError> {
         Some(m) => chunking_for(parse_bytes(m)?),
         None => Chunking::NONE,
     };
-    if a.model == "sd15" {
-        return text_step_bench(&a, profile, chunking);
+    if let Some((graph, cfg)) = text_model(&a.model, cipherdm_models::sd15::TOKENS)? {
+        return text_step_bench(&a, &graph, &cfg, profile, chunking);
     }
     if a.memory.is_some() {
         return Err(BenchError::Usage(
-            "--memory applies to --model sd15 (the shipped models fit any budget)".into(),
+            "--memory applies to text-conditioned models (the shipped models fit any budget)"
+                .into(),
         ));
     }
     let (model, weights) = shipped::model(&a.model)?;
@@ -191,26 +194,24 @@ fn run(a: Args) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// Chunks for a budget of `bytes` for the three parties: each party gets a third, and a
-/// chunk's working set 70 % of that (the rest holds the live activations, the skips and
-/// one layer's weights).
-fn chunking_for(bytes: usize) -> Chunking {
-    Chunking::for_working_memory(bytes / 3 / 10 * 7)
-}
-
 /// `--model sd15`: one secure step of the SD-1.5-sized U-Net, with the cost model's
 /// estimate beside it.
-fn text_step_bench(a: &Args, profile: Profile, chunking: Chunking) -> Result<(), BenchError> {
+fn text_step_bench(
+    a: &Args,
+    graph: &Graph,
+    cfg: &unet2d_condition::Config,
+    profile: Profile,
+    chunking: Chunking,
+) -> Result<(), BenchError> {
     if a.steps > 0 || a.net != "none" {
         return Err(BenchError::Usage(
             "--model sd15 runs one step without --net (see costmodel for network projections)"
                 .into(),
         ));
     }
-    let graph = cipherdm_models::sd15::graph()?;
     let step = TextStep {
-        graph: &graph,
-        time: cipherdm_models::sd15::time_features(501.0),
+        graph,
+        time: cfg.time_features(501.0),
         profile,
         batch: a.batch,
         guidance_scale: 7.5,
@@ -230,7 +231,7 @@ fn text_step_bench(a: &Args, profile: Profile, chunking: Chunking) -> Result<(),
         }
     };
     let f = FixedPoint::default().frac_bits();
-    let est = cost::forward_chunked(&graph, a.batch, profile, f, chunking)
+    let est = cost::forward_chunked(graph, a.batch, profile, f, chunking)
         .map_err(cipherdm_models::ModelError::from)?;
     let (est_bytes, est_rounds) = est
         .iter()
@@ -239,10 +240,17 @@ fn text_step_bench(a: &Args, profile: Profile, chunking: Chunking) -> Result<(),
     let run = text_step(&step, links)?;
     let secs = start.elapsed().as_secs_f64();
     report(a, &run.layers, secs, run.bytes(), run.rounds(), None);
+    let chunks = if chunking == Chunking::NONE {
+        "every layer in one call".to_string()
+    } else {
+        format!(
+            "attention chunks of at most {} scores, activation calls of at most {} elements",
+            chunking.max_attention_scores, chunking.max_activation_elements
+        )
+    };
     println!(
-        "cost model: {:.1} MB, {est_rounds} rounds (the network layers; the measured figures add the guidance combination at batch 2); attention chunks of at most {} scores",
+        "cost model: {:.1} MB, {est_rounds} rounds (the network layers; at batch 2 the measured figures add the guidance combination); {chunks}",
         est_bytes as f64 / 1e6,
-        chunking.max_attention_scores
     );
     Ok(())
 }
