@@ -268,6 +268,21 @@ fn three_processes_give_the_in_process_image_bit_for_bit_and_refuse_strangers() 
     let log = std::fs::read_to_string(d.dir.join("party0.log")).unwrap();
     assert!(log.contains("not admitted"), "{log}");
     assert!(!log.contains("refused: refused"), "{log}");
+    // Each "job done" line gives that job's wire bytes (a running total before): the
+    // one-step job sent less than the three-step job before it.
+    let per_job: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("job done"))
+        .map(|l| {
+            let v = l
+                .split("wire_bytes_sent=")
+                .nth(1)
+                .expect("per-job wire bytes");
+            v.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(per_job.len(), 2, "{log}");
+    assert!(per_job[1] < per_job[0], "{per_job:?}");
 }
 
 #[test]

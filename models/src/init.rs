@@ -199,7 +199,6 @@ pub fn init_folder(
     };
     let text = std::fs::read_to_string(&file).map_err(|e| ModelError::io(&file, e))?;
     let what = file.display().to_string();
-    std::fs::create_dir_all(out).map_err(|e| ModelError::io(out, e))?;
     let (class, graph, json) = match crate::diffusers_config::class_name(&text, &what)?.as_str() {
         "UNet2DConditionModel" => {
             let cfg = crate::unet2d_condition::Config::from_json(&text, &what)?;
@@ -219,6 +218,7 @@ pub fn init_folder(
             )));
         }
     };
+    std::fs::create_dir_all(out).map_err(|e| ModelError::io(out, e))?;
     let cfg_out = out.join("config.json");
     std::fs::write(&cfg_out, json).map_err(|e| ModelError::io(&cfg_out, e))?;
     write_safetensors(

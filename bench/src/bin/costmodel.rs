@@ -7,10 +7,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cipherdm_bench::sd::{chunking_for, text_model};
 use cipherdm_kernel::FixedPoint;
 use cipherdm_kernel::approx::Profile;
 use cipherdm_kernel::estimate::Estimate;
-use cipherdm_bench::sd::{chunking_for, text_model};
 use cipherdm_kernel::exec::{Chunking, cost};
 use cipherdm_models::ModelError;
 use cipherdm_models::model::Model;

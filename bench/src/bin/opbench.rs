@@ -122,24 +122,26 @@ fn cases<T: Transport + 'static>(profile: Profile) -> Vec<Case<T>> {
         op: Box::new(move |p, s| pr::silu(p, &s[0], profile)),
     });
 
-    let (rows, cols) = (1024, 256);
-    let x: Vec<f64> = normal(rows * cols, 9).iter().map(|v| 2.0 * v).collect();
-    let want = x
-        .chunks(cols)
-        .flat_map(|r| {
-            let m = r.iter().cloned().fold(f64::MIN, f64::max);
-            let e: Vec<f64> = r.iter().map(|v| (v - m).exp()).collect();
-            let s: f64 = e.iter().sum();
-            e.into_iter().map(move |v| v / s)
-        })
-        .collect();
-    out.push(Case {
-        name: "d_softmax",
-        n: rows * cols,
-        want,
-        inputs: vec![(x, vec![rows, cols])],
-        op: Box::new(move |p, s| pr::softmax(p, &s[0], profile)),
-    });
+    // SPU's shape, and the rows of Stable Diffusion's 64×64 self-attention (4,096 keys).
+    for (name, rows, cols) in [("d_softmax", 1024, 256), ("sd_softmax_4096", 64, 4096)] {
+        let x: Vec<f64> = normal(rows * cols, 9).iter().map(|v| 2.0 * v).collect();
+        let want = x
+            .chunks(cols)
+            .flat_map(|r| {
+                let m = r.iter().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = r.iter().map(|v| (v - m).exp()).collect();
+                let s: f64 = e.iter().sum();
+                e.into_iter().map(move |v| v / s)
+            })
+            .collect();
+        out.push(Case {
+            name,
+            n: rows * cols,
+            want,
+            inputs: vec![(x, vec![rows, cols])],
+            op: Box::new(move |p, s| pr::softmax(p, &s[0], profile)),
+        });
+    }
 
     let m = 256;
     let (a, b) = (normal(m * m, 10), normal(m * m, 11));

@@ -15,7 +15,6 @@ use cipherdm_kernel::approx::Profile;
 use cipherdm_kernel::exec::merge_records;
 use cipherdm_kernel::exec::{Chunking, LayerRecord, cost};
 use cipherdm_kernel::graph::Graph;
-use cipherdm_models::unet2d_condition;
 use cipherdm_models::guidance::parse_guidance;
 use cipherdm_models::host::{parse_bytes, peak_rss_bytes};
 use cipherdm_models::schedule::DdimConfig;
@@ -24,6 +23,7 @@ use cipherdm_models::secure::{
     GuidanceRequest, PartyWeights, SampleRequest, Sampler, sample_in_process,
 };
 use cipherdm_models::shipped;
+use cipherdm_models::unet2d_condition;
 use cipherdm_transport_mem::{MemConfig, Network};
 use cipherdm_transport_tcp::Mode;
 use clap::Parser;

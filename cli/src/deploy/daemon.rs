@@ -425,14 +425,17 @@ impl Server {
             // 2. Run it with fresh PRSS keys.
             info!(job = %id, batch = job.request.spec.batch, "job started");
             let start = Instant::now();
+            let wire_before: u64 = transport.wire_stats().iter().map(|(_, w)| w.sent).sum();
             let outcome = self.run_job(transport, &mut job, &guidance);
             match outcome {
                 Ok((t, out)) => {
                     transport = t;
                     let secs = start.elapsed().as_secs_f64();
                     // Wire bytes include frame headers, record lengths and AEAD tags.
+                    // This job's, and the total since the links were made.
                     let wire: u64 = transport.wire_stats().iter().map(|(_, w)| w.sent).sum();
-                    info!(job = %id, seconds = secs, bytes = out.cost.bytes_total(), wire_bytes_sent_total = wire, rounds = out.cost.rounds, "job done");
+                    let job_wire = wire.saturating_sub(wire_before);
+                    info!(job = %id, seconds = secs, bytes = out.cost.bytes_total(), wire_bytes_sent = job_wire, wire_bytes_sent_since_start = wire, rounds = out.cost.rounds, "job done");
                     send_reply(
                         &mut job.client,
                         &PartyReply::Done {
