@@ -616,3 +616,65 @@ fn guidance_files_round_trip_and_refuse_other_jobs() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One flipped bit in the data area of a party's share file fails the sample before
+/// anything is output, naming the party and the tensor (it used to give a wrong image
+/// silently); the untouched files still sample.
+#[test]
+fn a_flipped_bit_in_a_share_file_fails_the_sample_naming_party_and_tensor() {
+    let (model, weights) = shipped::model("tiny").unwrap();
+    let fixed = FixedPoint::default();
+    let dir = tempdir("corrupt");
+    let paths = write_share_files(
+        &model.graph,
+        &weights,
+        "cipherdm-tiny",
+        fixed,
+        &dir,
+        "tiny",
+        None,
+    )
+    .unwrap();
+    let source = |p: &std::path::Path| {
+        ShareFileSource::open(p, PartyId::P1, &model.graph, "cipherdm-tiny", fixed).unwrap()
+    };
+    // The last tensor in file order, and a bit in the middle of its data.
+    let (name, _) = source(&paths[1]).header().tensors.last().unwrap().clone();
+    let mut bytes = std::fs::read(&paths[1]).unwrap();
+    let at = bytes.len() - 4;
+    bytes[at] ^= 0x10;
+    std::fs::write(&paths[1], &bytes).unwrap();
+    let req = request(&model, Profile::Accurate, vec![1], 1, GuidanceRequest::None);
+    let err = sample_in_process(
+        &req,
+        PartyWeights::Files {
+            paths: paths.clone(),
+            model_id: "cipherdm-tiny".into(),
+        },
+        None,
+        &mem(),
+        &|_| {},
+    )
+    .unwrap_err();
+    match &err {
+        cipherdm_models::ModelError::ShareFile(ShareFileError::Corrupt {
+            party, name: n, ..
+        }) => assert_eq!((*party, n.as_str()), (1, name.as_str())),
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains(&format!("`{name}`")), "{err}");
+    // Flipped back, the same files sample again.
+    bytes[at] ^= 0x10;
+    std::fs::write(&paths[1], &bytes).unwrap();
+    let again = sample_in_process(
+        &req,
+        PartyWeights::Files {
+            paths,
+            model_id: "cipherdm-tiny".into(),
+        },
+        None,
+        &mem(),
+        &|_| {},
+    );
+    assert!(again.is_ok());
+}

@@ -331,9 +331,18 @@ pub fn sample_in_process(
     });
     let wall = start.elapsed();
     let mut outs = Vec::with_capacity(3);
-    // Errors keep their kind (a lost link stays a kernel transport error).
+    let mut errors = Vec::new();
     for r in results {
-        outs.push(r??);
+        match r.map_err(ModelError::from).and_then(|o| o) {
+            Ok(o) => outs.push(o),
+            Err(e) => errors.push(e),
+        }
+    }
+    // Errors keep their kind (a lost link stays a kernel transport error). When one party
+    // fails, its peers see the closed links: report the cause, not the echo.
+    if !errors.is_empty() {
+        let cause = errors.iter().position(|e| e.transport().is_none()).unwrap_or(0);
+        return Err(errors.swap_remove(cause));
     }
     // The user: reconstruct from the three servers' pairs (which must agree).
     let shape = outs[0].shape.clone();

@@ -8,9 +8,17 @@
 //! ([`Graph::architecture_hash`]), the ring,
 //! the fraction bits, the party the file belongs to, and a SHA-256 commitment to the
 //! fresh seed the shares were drawn from (the same in all three files of one split, so
-//! the parties can check they hold matching files). A party checks all of it on load,
-//! and every tensor's name, shape and byte range; each kind of bad file is its own
-//! [`ShareFileError`].
+//! the parties can check they hold matching files), and a SHA-256 digest of every
+//! tensor's data in this file. A party checks all of it on load, and every tensor's name,
+//! shape and byte range; each kind of bad file is its own [`ShareFileError`].
+//!
+//! Integrity: [`ShareFileSource`] hashes every tensor it reads and compares the digest in
+//! the header before the data is used, so a flipped bit, a truncated write or a tensor
+//! copied from another file fails the layer that reads it with
+//! [`ShareFileError::Corrupt`], naming the party and the tensor. The digests protect
+//! against accidents of disks and copies, not against an adversary who rewrites the
+//! header too (the file is the party's own secret, and a semi-honest party computes
+//! correctly by assumption).
 //!
 //! [`ShareFileSource`] reads one tensor when its layer asks for it (a [`WeightSource`]),
 //! so a party never holds more than one layer's weight shares.
@@ -32,8 +40,8 @@ use cipherdm_kernel::graph::Graph;
 
 /// The file magic.
 pub const MAGIC: &[u8; 8] = b"CDMSHARE";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this build writes and reads (2: per-tensor digests).
+pub const VERSION: u16 = 2;
 /// Largest header accepted (a header lists names and shapes, never data).
 pub const MAX_HEADER_BYTES: u32 = 1 << 20;
 /// Ring name written in the header.
@@ -58,6 +66,8 @@ pub struct ShareHeader {
     pub seed_commitment: [u8; 32],
     /// Tensors in file order: name and canonical shape.
     pub tensors: Vec<(String, Vec<usize>)>,
+    /// SHA-256 of each tensor's data in this file (its two components), in file order.
+    pub digests: Vec<[u8; 32]>,
 }
 
 /// A bad share file.
@@ -155,6 +165,16 @@ pub enum ShareFileError {
         path: PathBuf,
         /// What differs.
         detail: String,
+    },
+    /// A tensor's data does not match its digest in the header.
+    #[error("{path}: party {party}'s shares of tensor `{name}` do not match their digest: the file is corrupt")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The party the file belongs to.
+        party: u8,
+        /// The tensor.
+        name: String,
     },
     /// The three files of a session come from different splits.
     #[error("share files come from different splits (seed commitments differ)")]
@@ -335,6 +355,7 @@ pub fn write_share_files(
         .collect();
     let paths = [0, 1, 2].map(|i| out.join(format!("{stem}.p{i}.shares")));
     let mut files = Vec::new();
+    let mut headers = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         let header = ShareHeader {
             version: VERSION,
@@ -345,8 +366,11 @@ pub fn write_share_files(
             party: i as u8,
             seed_commitment: commitment(&seed),
             tensors: tensors.clone(),
+            // Written again with the real digests once the data is out (same length).
+            digests: vec![[0; 32]; tensors.len()],
         };
         files.push(create_framed(path, MAGIC, &header, "share header")?);
+        headers.push(header);
     }
     for spec in &graph.weights {
         let values = weights.get(&spec.name)?.data();
@@ -362,18 +386,31 @@ pub fn write_share_files(
             comp[2][j] = enc.wrapping_sub(a).wrapping_sub(b);
         }
         for (i, f) in files.iter_mut().enumerate() {
+            let mut digest = Sha256::new();
             for c in [&comp[i], &comp[(i + 1) % 3]] {
                 let mut buf = Vec::with_capacity(8 * n);
                 for v in c {
                     buf.extend_from_slice(&v.to_le_bytes());
                 }
+                digest.update(&buf);
                 f.write_all(&buf)
                     .map_err(|e| ModelError::io(&paths[i], e))?;
             }
+            let at = headers[i].tensors.iter().position(|(t, _)| *t == spec.name);
+            if let Some(at) = at {
+                headers[i].digests[at] = digest.finalize().into();
+            }
         }
     }
-    for (i, mut f) in files.into_iter().enumerate() {
-        f.flush().map_err(|e| ModelError::io(&paths[i], e))?;
+    for ((f, header), path) in files.into_iter().zip(&headers).zip(&paths) {
+        let io = |e: std::io::Error| ModelError::io(path, e);
+        let mut f = f.into_inner().map_err(|e| io(e.into_error()))?;
+        let bytes = postcard::to_stdvec(header)
+            .map_err(|e| ModelError::format("share header", e.to_string()))?;
+        f.seek(SeekFrom::Start(12))
+            .and_then(|_| f.write_all(&bytes))
+            .and_then(|_| f.sync_all())
+            .map_err(io)?;
     }
     Ok(paths)
 }
@@ -452,6 +489,16 @@ impl<R: Read + Seek> ShareFileSource<R> {
         }
         if header.architecture_hash != graph.architecture_hash() {
             return Err(ShareFileError::WrongArchitecture(path));
+        }
+        if header.digests.len() != header.tensors.len() {
+            return Err(ShareFileError::Header {
+                path,
+                detail: format!(
+                    "{} digests for {} tensors",
+                    header.digests.len(),
+                    header.tensors.len()
+                ),
+            });
         }
         let mut offsets = Vec::with_capacity(header.tensors.len());
         let mut at = 12 + len as u64;
@@ -553,6 +600,15 @@ impl<R: Read + Seek> WeightSource<u64> for ShareFileSource<R> {
             .seek(SeekFrom::Start(self.offsets[i]))
             .and_then(|_| self.file.read_exact(&mut bytes))
             .map_err(|e| ModelError::io(&self.path, e))?;
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        if digest != self.header.digests[i] {
+            return Err(ShareFileError::Corrupt {
+                path: self.path.clone(),
+                party: self.header.party,
+                name: name.into(),
+            }
+            .into());
+        }
         let words: Vec<u64> = bytes
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
