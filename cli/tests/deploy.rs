@@ -501,3 +501,58 @@ fn guided_jobs_match_the_in_process_sample_and_missing_guidance_is_refused() {
     // ... and the daemons still serve.
     assert_eq!(one_step_job(&cfg, 9).image.shape(), &[1, 1, 28, 28]);
 }
+
+/// Share files of two splits are found by the parties at the start of the job (they
+/// compare seed commitments), before any step runs, and named in the parties' logs; the
+/// client's error says so. (Before, the parties ran the whole job and only the client's
+/// reconstruction failed.) With the right file back, the next job runs.
+#[test]
+fn share_files_of_two_splits_are_refused_before_the_job_runs() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::new("split");
+    let cfg = d.cfg();
+    let (model, weights) = shipped::model("tiny").unwrap();
+    let other = write_share_files(
+        &model.graph,
+        &weights,
+        "tiny",
+        FixedPoint::default(),
+        &d.dir.join("other"),
+        "tiny",
+        Some([4; 32]),
+    )
+    .unwrap();
+    let mine = d.dir.join("shares/tiny.p1.shares");
+    let kept = d.dir.join("kept.shares");
+    std::fs::rename(&mine, &kept).unwrap();
+    std::fs::copy(&other[1], &mine).unwrap();
+    let err = sample_remote(
+        &cfg,
+        cfg.client(None).unwrap(),
+        spec(2, 6),
+        &[1],
+        None,
+        Duration::from_secs(120),
+        &|_| {},
+    )
+    .err()
+    .expect("a job on mixed splits must fail");
+    assert!(err.to_string().contains("different splits"), "{err}");
+    // Each party logs its failure after replying: wait for the line (bounded).
+    for i in 0..3 {
+        let path = d.dir.join(format!("party{i}.log"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let log = loop {
+            let log = std::fs::read_to_string(&path).unwrap();
+            if log.contains("different splits") || Instant::now() > deadline {
+                break log;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(log.contains("different splits"), "party {i}: {log}");
+        assert!(!log.contains("step="), "party {i} ran a step: {log}");
+    }
+    std::fs::rename(&kept, &mine).unwrap();
+    let again = one_step_job(&cfg, 7);
+    assert_eq!(again.image.shape(), &[1, 1, 28, 28]);
+}

@@ -21,11 +21,13 @@ use std::time::{Duration, Instant};
 
 use cipherdm_kernel::party::session_entropy;
 use cipherdm_kernel::{ArithShare, FixedPoint, Party, PartyId, Shape, Transport};
+use cipherdm_models::ModelError;
 use cipherdm_models::guidance::parse_guidance;
 use cipherdm_models::model::Model;
 use cipherdm_models::secure::guidance_file::{GuidanceBinding, open_guidance};
 use cipherdm_models::secure::{
-    SecureGuidance, ServerJob, ServerOutput, ShareFileSource, StepReport, serve_sample,
+    SecureGuidance, ServerJob, ServerOutput, ShareFileSource, StepReport, compare_splits,
+    serve_sample,
 };
 use cipherdm_models::shipped;
 use cipherdm_transport_tcp::hello::{self, Hello, Role};
@@ -569,9 +571,24 @@ impl Server {
         let shape = Shape::new(&[spec.batch, self.model.classes()])?;
         let (l0, l1) = job.request.labels.clone();
         let labels = ArithShare::from_components(l0, l1, shape)?;
+        let me = self.me;
+        let entry = &self.cfg.parties[me.index()];
+        // The three files must come from one split: compare commitments before anything
+        // else (a mixed split used to surface only at the client, after the whole job).
+        let mut transport = transport;
+        let header = ShareFileSource::open(
+            &entry.shares,
+            me,
+            &self.model.graph,
+            &self.cfg.model,
+            self.fixed,
+        )
+        .map_err(ModelError::from)?
+        .header()
+        .clone();
+        compare_splits(&mut transport, me, &header, &entry.shares)?;
         let mut entropy = session_entropy(self.cfg.insecure_seed, self.me)?;
         let mut party = Party::setup(self.me, transport, self.fixed, &mut entropy)?;
-        let me = self.me;
         let client = std::cell::RefCell::new(&mut job.client);
         let report = |r: &StepReport| {
             if me == PartyId::P0 {
@@ -593,7 +610,6 @@ impl Server {
                 "step"
             );
         };
-        let entry = &self.cfg.parties[me.index()];
         let out = serve_sample(
             &mut party,
             &server_job,

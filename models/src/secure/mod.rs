@@ -21,4 +21,4 @@ pub use session::{
     GuidanceRequest, PartyWeights, SampleOutcome, SampleRequest, Sampler, ServerJob, ServerOutput,
     sample_in_process, serve_sample, user_rng,
 };
-pub use share_file::{ShareFileError, ShareFileSource, write_share_files};
+pub use share_file::{ShareFileError, ShareFileSource, compare_splits, write_share_files};

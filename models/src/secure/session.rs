@@ -341,7 +341,10 @@ pub fn sample_in_process(
     // Errors keep their kind (a lost link stays a kernel transport error). When one party
     // fails, its peers see the closed links: report the cause, not the echo.
     if !errors.is_empty() {
-        let cause = errors.iter().position(|e| e.transport().is_none()).unwrap_or(0);
+        let cause = errors
+            .iter()
+            .position(|e| e.transport().is_none())
+            .unwrap_or(0);
         return Err(errors.swap_remove(cause));
     }
     // The user: reconstruct from the three servers' pairs (which must agree).

@@ -167,7 +167,9 @@ pub enum ShareFileError {
         detail: String,
     },
     /// A tensor's data does not match its digest in the header.
-    #[error("{path}: party {party}'s shares of tensor `{name}` do not match their digest: the file is corrupt")]
+    #[error(
+        "{path}: party {party}'s shares of tensor `{name}` do not match their digest: the file is corrupt"
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -175,6 +177,19 @@ pub enum ShareFileError {
         party: u8,
         /// The tensor.
         name: String,
+    },
+    /// A peer's share file comes from another split than this party's (found when the
+    /// parties compare their seed commitments at the start of a job).
+    #[error(
+        "{path}: party {party}'s share file and party {peer}'s come from different splits (seed commitments differ)"
+    )]
+    SplitMismatch {
+        /// This party's file.
+        path: PathBuf,
+        /// This party.
+        party: u8,
+        /// The peer whose commitment differs.
+        peer: u8,
     },
     /// The three files of a session come from different splits.
     #[error("share files come from different splits (seed commitments differ)")]
@@ -568,6 +583,44 @@ impl ShareFileSource {
         } else {
             Err(ShareFileError::MixedSplits)
         }
+    }
+}
+
+/// Compares this party's split commitment (its share file's header) with both peers' over
+/// `transport` before a job: 32 bytes each way, one round. Every party runs it, so with
+/// files of two splits every party fails before any protocol message, each naming a peer
+/// whose commitment differs. The commitments are public (they hide the split's seed).
+pub fn compare_splits<T: cipherdm_kernel::Transport>(
+    transport: &mut T,
+    me: PartyId,
+    header: &ShareHeader,
+    path: &Path,
+) -> Result<(), ModelError> {
+    let peers = [me.next(), me.prev()];
+    for peer in peers {
+        transport
+            .send(peer, &header.seed_commitment)
+            .map_err(cipherdm_kernel::Error::from)?;
+    }
+    transport.flush().map_err(cipherdm_kernel::Error::from)?;
+    let mut mismatch = None;
+    for peer in peers {
+        let mut theirs = [0u8; 32];
+        transport
+            .recv(peer, &mut theirs)
+            .map_err(cipherdm_kernel::Error::from)?;
+        if theirs != header.seed_commitment && mismatch.is_none() {
+            mismatch = Some(peer);
+        }
+    }
+    match mismatch {
+        None => Ok(()),
+        Some(peer) => Err(ShareFileError::SplitMismatch {
+            path: path.to_path_buf(),
+            party: me.index() as u8,
+            peer: peer.index() as u8,
+        }
+        .into()),
     }
 }
 
