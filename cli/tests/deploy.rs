@@ -538,6 +538,12 @@ fn share_files_of_two_splits_are_refused_before_the_job_runs() {
     .err()
     .expect("a job on mixed splits must fail");
     assert!(err.to_string().contains("different splits"), "{err}");
+    // The reply names the file by what it is, not by the server's path.
+    assert!(
+        !err.to_string().contains(&*d.dir.to_string_lossy()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("share file"), "{err}");
     // Each party logs its failure after replying: wait for the line (bounded).
     for i in 0..3 {
         let path = d.dir.join(format!("party{i}.log"));

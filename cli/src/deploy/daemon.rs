@@ -64,6 +64,45 @@ struct Server {
     shutdown: Arc<AtomicBool>,
 }
 
+impl Server {
+    /// `message` as the client may see it: this party's file paths (share file, guidance
+    /// folder, key file, the config's folder) replaced by what they are, so an error reply
+    /// tells the client what failed without describing the server's file system.
+    fn for_client(&self, message: &str) -> String {
+        let i = self.me.index();
+        let entry = &self.cfg.parties[i];
+        let mut named: Vec<(String, String)> = vec![
+            (
+                entry.shares.display().to_string(),
+                format!("party {i}'s share file"),
+            ),
+            (
+                entry.secret_key.display().to_string(),
+                format!("party {i}'s key file"),
+            ),
+        ];
+        if let Some(g) = &entry.guidance {
+            named.push((
+                g.display().to_string(),
+                format!("party {i}'s guidance folder"),
+            ));
+        }
+        if let Some(dir) = self.cfg.file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            named.push((
+                dir.display().to_string(),
+                format!("party {i}'s config folder"),
+            ));
+        }
+        // Longest first, so a file inside the config folder is named as the file.
+        named.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        let mut out = message.to_string();
+        for (path, what) in named.iter().filter(|(p, _)| !p.is_empty()) {
+            out = out.replace(path.as_str(), what);
+        }
+        out
+    }
+}
+
 fn config_error(cfg: &DeployConfig, field: String, message: String) -> CliError {
     ConfigError::new(&cfg.file, field, message).into()
 }
@@ -274,7 +313,8 @@ fn admit(
                     });
                 }
                 Err(e) => {
-                    send_reply(&mut ch, &PartyReply::Failed(e.to_string()));
+                    let reply = server.for_client(&e.to_string());
+                    send_reply(&mut ch, &PartyReply::Failed(reply));
                     return Err(e);
                 }
             }
@@ -410,7 +450,8 @@ impl Server {
                 (true, Ok(guidance)) => guidance,
                 (_, Err(e)) => {
                     warn!(job = %id, "job not run: {e}");
-                    send_reply(&mut job.client, &PartyReply::Failed(e.to_string()));
+                    let reply = self.for_client(&e.to_string());
+                    send_reply(&mut job.client, &PartyReply::Failed(reply));
                     continue;
                 }
                 (false, Ok(_)) => {
@@ -453,7 +494,7 @@ impl Server {
                     error!(job = %id, "job failed: {e}");
                     send_reply(
                         &mut job.client,
-                        &PartyReply::Failed(format!("the job failed: {e}")),
+                        &PartyReply::Failed(self.for_client(&format!("the job failed: {e}"))),
                     );
                     return Err(e);
                 }
