@@ -562,3 +562,28 @@ fn share_files_of_two_splits_are_refused_before_the_job_runs() {
     let again = one_step_job(&cfg, 7);
     assert_eq!(again.image.shape(), &[1, 1, 28, 28]);
 }
+
+/// A party whose share file is not one refuses to start with the share-file error (its
+/// path and defect), not as a configuration problem.
+#[test]
+fn a_party_with_a_corrupt_share_file_says_so() {
+    let (dir, config) = keyless_config("junkshares", "");
+    let public = keygen(&dir.join("missing1"));
+    let toml = std::fs::read_to_string(&config).unwrap();
+    let key1 = "a1".repeat(32);
+    std::fs::write(&config, toml.replace(&key1, &public)).unwrap();
+    std::fs::write(dir.join("p1.shares"), b"these bytes are no share file").unwrap();
+    let out = Command::new(BIN)
+        .args(["party", "--id", "1", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The share-file kind (it read as a deploy.toml problem before).
+    assert!(err.contains("error: share file "), "{err}");
+    assert!(err.contains("not a cipherdm share file"), "{err}");
+    assert!(err.contains("p1.shares"), "{err}");
+    assert!(!err.contains("deploy.toml"), "{err}");
+}

@@ -139,9 +139,10 @@ pub fn run_party(
     }
     let model = shipped::architecture(&cfg.model)?;
     let fixed = FixedPoint::default();
-    // Check the share file now, not at the first job.
+    // Check the share file now, not at the first job; a bad file stays a share-file
+    // error (its path and defect), not a configuration error.
     ShareFileSource::open(&entry.shares, me, &model.graph, &cfg.model, fixed)
-        .map_err(|e| config_error(&cfg, format!("party[{id}].shares"), e.to_string()))?;
+        .map_err(|e| CliError::Model(ModelError::ShareFile(e)))?;
     if cfg.link.mode == Mode::Plaintext {
         warn!("plaintext links: shares cross the network unencrypted (benchmarks only)");
     }
