@@ -526,7 +526,7 @@ fn share_files_of_two_splits_are_refused_before_the_job_runs() {
     let kept = d.dir.join("kept.shares");
     std::fs::rename(&mine, &kept).unwrap();
     std::fs::copy(&other[1], &mine).unwrap();
-    let err = sample_remote(
+    let outcome = sample_remote(
         &cfg,
         cfg.client(None).unwrap(),
         spec(2, 6),
@@ -534,9 +534,10 @@ fn share_files_of_two_splits_are_refused_before_the_job_runs() {
         None,
         Duration::from_secs(120),
         &|_| {},
-    )
-    .err()
-    .expect("a job on mixed splits must fail");
+    );
+    let Err(err) = outcome else {
+        panic!("a job on mixed splits must fail");
+    };
     assert!(err.to_string().contains("different splits"), "{err}");
     // The reply names the file by what it is, not by the server's path.
     assert!(

@@ -423,7 +423,7 @@ pub fn attention(
         let rows = chunks[at];
         let same = chunks[at..].iter().take_while(|&&r| r == rows).count();
         let one = additive_trunc(rows * nk, f + shift) + softmax(rows, nk, profile, f)?;
-        total = total + one.times(same as u64);
+        total += one.times(same as u64);
         at += same;
     }
     Ok(total + mul_fixed(nb * c * nq, f))

@@ -442,7 +442,7 @@ pub fn attention<R: Ring, T: Transport>(
 pub fn attention_chunks(rows: usize, keys: usize, max_scores: usize) -> Vec<usize> {
     let per = (max_scores / keys.max(1)).clamp(1, rows.max(1));
     let mut out = alloc::vec![per; rows / per];
-    if rows % per != 0 {
+    if !rows.is_multiple_of(per) {
         out.push(rows % per);
     }
     out

@@ -124,10 +124,10 @@ impl WeightSource<u64> for DealtWeights {
         let mut g = stream(self.seed, "split", name);
         let shares = share_locally(&enc, shape.clone(), &mut g)?;
         let [a, b, c] = shares;
-        Ok([a, b, c]
+        [a, b, c]
             .into_iter()
             .nth(self.party)
-            .ok_or_else(|| ModelError::Config(format!("party {} (0, 1 or 2)", self.party)))?)
+            .ok_or_else(|| ModelError::Config(format!("party {} (0, 1 or 2)", self.party)))
     }
 }
 

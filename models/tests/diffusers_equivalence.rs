@@ -29,8 +29,11 @@ fn dims(v: &Value, key: &str) -> Vec<usize> {
     floats(v, key).into_iter().map(|x| x as usize).collect()
 }
 
+/// Named graph inputs.
+type Inputs = Vec<(&'static str, Tensor<f64>)>;
+
 /// The graph, its inputs from io.json, and the expected output.
-fn case(name: &str) -> (Graph, Vec<(&'static str, Tensor<f64>)>, Vec<f64>) {
+fn case(name: &str) -> (Graph, Inputs, Vec<f64>) {
     let dir = fixtures().join(name);
     let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
     let io: Value =
