@@ -103,14 +103,7 @@ where
     Out: Send,
     F: Fn(&mut Party<TcpTransport>, &In) -> Result<Out, Error> + Sync,
 {
-    let cfg = LoopbackConfig {
-        link: LinkConfig {
-            mode,
-            ..LinkConfig::default()
-        },
-        fixed: FixedPoint::default(),
-        seed: Some(1),
-    };
+    let cfg = loopback_config(mode);
     measured(loopback::run3_with(&cfg, inputs, |p, input| {
         Ok(time_party(p, &input, iters, &op)?)
     }))
@@ -177,6 +170,34 @@ pub enum Links<'a> {
     Mem(&'a MemConfig),
     /// Loopback TCP with the full link handshake, encrypted or plaintext.
     Tcp(Mode),
+}
+
+impl<'a> Links<'a> {
+    /// The links a `--transport` option names: `mem` (over `cfg`), `tcp` (encrypted) or
+    /// `tcp-plain`.
+    pub fn parse(name: &str, cfg: &'a MemConfig) -> Result<Self, BenchError> {
+        match name {
+            "mem" => Ok(Links::Mem(cfg)),
+            "tcp" => Ok(Links::Tcp(Mode::Encrypted)),
+            "tcp-plain" => Ok(Links::Tcp(Mode::Plaintext)),
+            other => Err(BenchError::Usage(format!(
+                "unknown transport `{other}` (mem, tcp, tcp-plain)"
+            ))),
+        }
+    }
+}
+
+/// Loopback links in `mode` with the default fixed point and PRSS seed 1 (benchmarks
+/// compare runs, so their randomness is reproducible).
+pub fn loopback_config(mode: Mode) -> LoopbackConfig {
+    LoopbackConfig {
+        link: LinkConfig {
+            mode,
+            ..LinkConfig::default()
+        },
+        fixed: FixedPoint::default(),
+        seed: Some(1),
+    }
 }
 
 /// Why a benchmark run failed: the model or its protocols, or (TCP) the loopback links.
@@ -281,14 +302,7 @@ pub fn secure_forward_on(
             }
         }
         Links::Tcp(mode) => {
-            let cfg = LoopbackConfig {
-                link: LinkConfig {
-                    mode,
-                    ..LinkConfig::default()
-                },
-                fixed,
-                seed: Some(1),
-            };
+            let cfg = loopback_config(mode);
             let out = loopback::run3_with(&cfg, inputs, |p, (ws, l)| {
                 Ok(forward_party(p, model, &x, ws, l, profile))
             });

@@ -16,8 +16,7 @@ use cipherdm_models::ModelError;
 use cipherdm_models::init::DealtWeights;
 use cipherdm_models::unet2d_condition;
 use cipherdm_transport_mem::run3_with;
-use cipherdm_transport_tcp::LinkConfig;
-use cipherdm_transport_tcp::loopback::{self, LoopbackConfig};
+use cipherdm_transport_tcp::loopback;
 
 use crate::{BenchError, Forward, Links, deal_fixed, normal};
 
@@ -179,14 +178,7 @@ pub fn text_step(step: &TextStep<'_>, links: Links<'_>) -> Result<Forward, Bench
             }
         }
         Links::Tcp(mode) => {
-            let cfg = LoopbackConfig {
-                link: LinkConfig {
-                    mode,
-                    ..LinkConfig::default()
-                },
-                fixed: FixedPoint::default(),
-                seed: Some(1),
-            };
+            let cfg = crate::loopback_config(mode);
             for r in loopback::run3_with(&cfg, inputs, |p, (x, c)| Ok(party_step(p, step, x, c))) {
                 parts.push(r??);
             }

@@ -25,7 +25,6 @@ use cipherdm_models::secure::{
 use cipherdm_models::shipped;
 use cipherdm_models::unet2d_condition;
 use cipherdm_transport_mem::{MemConfig, Network};
-use cipherdm_transport_tcp::Mode;
 use clap::Parser;
 use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
@@ -139,16 +138,7 @@ fn run(a: Args) -> Result<(), BenchError> {
             );
             (f.layers.clone(), f.bytes(), f.rounds())
         } else {
-            let links = match a.transport.as_str() {
-                "mem" => Links::Mem(&cfg),
-                "tcp" => Links::Tcp(Mode::Encrypted),
-                "tcp-plain" => Links::Tcp(Mode::Plaintext),
-                other => {
-                    return Err(BenchError::Usage(format!(
-                        "unknown transport `{other}` (mem, tcp, tcp-plain)"
-                    )));
-                }
-            };
+            let links = Links::parse(&a.transport, &cfg)?;
             let f = secure_forward_on(&model, &weights, profile, a.batch, links)?;
             (f.layers.clone(), f.bytes(), f.rounds())
         }
@@ -220,16 +210,7 @@ fn text_step_bench(
         progress: true,
     };
     let cfg = MemConfig::default();
-    let links = match a.transport.as_str() {
-        "mem" => Links::Mem(&cfg),
-        "tcp" => Links::Tcp(Mode::Encrypted),
-        "tcp-plain" => Links::Tcp(Mode::Plaintext),
-        other => {
-            return Err(BenchError::Usage(format!(
-                "unknown transport `{other}` (mem, tcp, tcp-plain)"
-            )));
-        }
-    };
+    let links = Links::parse(&a.transport, &cfg)?;
     let f = FixedPoint::default().frac_bits();
     let est = cost::forward_chunked(graph, a.batch, profile, f, chunking)
         .map_err(cipherdm_models::ModelError::from)?;
