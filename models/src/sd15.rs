@@ -1,12 +1,10 @@
-//! A Stable-Diffusion-1.5-sized conditional U-Net, for the cost model only: the structure
-//! of diffusers' `UNet2DConditionModel` with SD 1.5's config (64×64×4 latents, channels
-//! 320/640/1280/1280, two ResNets per level, `Transformer2DModel`s with self-attention,
-//! cross-attention over 77 text tokens of width 768, LayerNorm and a GEGLU feed-forward,
-//! 8 heads, GroupNorm 32). No weights are shipped or needed: the graph's weight specs give
-//! the shapes, and [`crate::secure::cost`] turns the graph into bytes and rounds.
-//!
-//! Every op here is a real graph op with plaintext and secure implementations (tested on
-//! small shapes in `models/tests/transformer_ops.rs`).
+//! Stable Diffusion 1.5's U-Net: the `unet2d_condition` graph of SD 1.5's published
+//! config (64×64×4 latents, channels 320/640/1280/1280, two ResNets per level,
+//! `Transformer2DModel`s with self-attention, cross-attention over 77 text tokens of width
+//! 768 and a GEGLU feed-forward, 8 heads, GroupNorm 32; 859,520,964 parameters). No
+//! weights are shipped: cost runs deal seeded random weights per layer
+//! (`init::DealtWeights`, `stepbench --model sd15`), and a real SD-1.5 `unet` folder loads
+//! through `unet2d_condition::Config::load` and `Weights::load`.
 
 use crate::error::ModelError;
 use crate::unet2d_condition::Config;
