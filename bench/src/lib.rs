@@ -187,7 +187,7 @@ impl<'a> Links<'a> {
     }
 }
 
-/// Loopback links in `mode` with the default fixed point and PRSS seed 1 (benchmarks
+/// Loopback links in `mode` with the default fixed point and a fixed PRSS seed (benchmarks
 /// compare runs, so their randomness is reproducible).
 pub fn loopback_config(mode: Mode) -> LoopbackConfig {
     LoopbackConfig {

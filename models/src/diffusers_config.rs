@@ -8,6 +8,30 @@ use serde_json::{Map, Value};
 
 use crate::error::ModelError;
 
+/// The largest `config.json` [`read`] accepts (SD's is under 2 KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads a `config.json` (a file, or a diffusers folder holding it): its text and the name
+/// errors give it.
+pub fn read(path: &std::path::Path) -> Result<(String, String), ModelError> {
+    let file = if path.is_dir() {
+        path.join("config.json")
+    } else {
+        path.to_path_buf()
+    };
+    let what = file.display().to_string();
+    let len = std::fs::metadata(&file)
+        .map_err(|e| ModelError::io(&file, e))?
+        .len();
+    if len > MAX_CONFIG_BYTES {
+        return Err(ModelError::Config(format!(
+            "{what}: {len} bytes; a config.json is at most {MAX_CONFIG_BYTES}"
+        )));
+    }
+    let text = std::fs::read_to_string(&file).map_err(|e| ModelError::io(&file, e))?;
+    Ok((text, what))
+}
+
 /// The keys of one config, consumed one by one; [`finish`](Self::finish) refuses what is
 /// left.
 pub struct Fields {
@@ -119,6 +143,23 @@ impl Fields {
                     .collect::<Result<_, _>>()?,
             ))),
             Some(v) => Ok(Some(PerLevel::All(as_usize(field, &v)?))),
+        }
+    }
+
+    /// A required image side: a whole number, or a square `[h, w]` pair (`h = w`).
+    pub fn square_side(&mut self, field: &str) -> Result<usize, ModelError> {
+        match self.opt_usize_per_level(field)? {
+            None => Err(refuse(field, "is required")),
+            Some(PerLevel::All(s)) => Ok(s),
+            Some(PerLevel::Each(v)) => match v[..] {
+                [h, w] if h == w => Ok(h),
+                _ => Err(refuse(
+                    field,
+                    format!(
+                        "{v:?} (a side, or [h, w] with h = w: non-square inputs are not supported)"
+                    ),
+                )),
+            },
         }
     }
 
@@ -239,5 +280,35 @@ pub fn class_name(text: &str, what: &str) -> Result<String, ModelError> {
             "_class_name",
             format!("{} is not a string", short(v)),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_refuses_an_oversized_config_and_a_missing_one() {
+        let dir = std::env::temp_dir().join(format!("cipherdm-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("config.json");
+        std::fs::write(&big, vec![b' '; MAX_CONFIG_BYTES as usize + 1]).unwrap();
+        let err = read(&dir).unwrap_err();
+        assert!(
+            matches!(err, ModelError::Config(ref m) if m.contains("at most")),
+            "{err}"
+        );
+        std::fs::remove_file(&big).unwrap();
+        assert!(matches!(read(&dir).unwrap_err(), ModelError::Io { .. }));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn square_side_takes_a_side_or_a_square_pair_only() {
+        let mut f = Fields::parse(r#"{"a": 64, "b": [32, 32], "c": [32, 16]}"#, "t").unwrap();
+        assert_eq!(f.square_side("a").unwrap(), 64);
+        assert_eq!(f.square_side("b").unwrap(), 32);
+        assert!(f.square_side("c").is_err());
+        assert!(f.square_side("d").is_err());
     }
 }

@@ -192,13 +192,7 @@ pub fn init_folder(
     seed: u64,
     out: &std::path::Path,
 ) -> Result<(&'static str, usize), ModelError> {
-    let file = if config.is_dir() {
-        config.join("config.json")
-    } else {
-        config.to_path_buf()
-    };
-    let text = std::fs::read_to_string(&file).map_err(|e| ModelError::io(&file, e))?;
-    let what = file.display().to_string();
+    let (text, what) = crate::diffusers_config::read(config)?;
     let (class, graph, json) = match crate::diffusers_config::class_name(&text, &what)?.as_str() {
         "UNet2DConditionModel" => {
             let cfg = crate::unet2d_condition::Config::from_json(&text, &what)?;

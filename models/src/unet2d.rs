@@ -133,14 +133,8 @@ impl Config {
 
     /// Reads `config.json` (a file, or a diffusers folder containing it).
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
-        let path = path.as_ref();
-        let file = if path.is_dir() {
-            path.join("config.json")
-        } else {
-            path.to_path_buf()
-        };
-        let text = std::fs::read_to_string(&file).map_err(|e| ModelError::io(&file, e))?;
-        Self::from_json(&text, &file.display().to_string())
+        let (text, what) = crate::diffusers_config::read(path.as_ref())?;
+        Self::from_json(&text, &what)
     }
 
     /// Parses the text of a `config.json` field by field; `what` names it in errors.
@@ -149,25 +143,10 @@ impl Config {
     /// and the down/upsampler types only with their default; unknown fields are refused.
     /// The result is validated.
     pub fn from_json(text: &str, what: &str) -> Result<Self, ModelError> {
-        use crate::diffusers_config::{Fields, PerLevel};
+        use crate::diffusers_config::Fields;
         use serde_json::json;
         let mut f = Fields::parse(text, what)?;
-        let sample_size = match f.opt_usize_per_level("sample_size")? {
-            None => {
-                return Err(ModelError::Config(
-                    "config field `sample_size`: is required".into(),
-                ));
-            }
-            Some(PerLevel::All(s)) => s,
-            Some(PerLevel::Each(v)) => match v[..] {
-                [h, w] if h == w => h,
-                _ => {
-                    return Err(ModelError::Config(format!(
-                        "config field `sample_size`: {v:?} (a side, or [h, w] with h = w: non-square images are not supported)"
-                    )));
-                }
-            },
-        };
+        let sample_size = f.square_side("sample_size")?;
         let cfg = Self {
             sample_size,
             in_channels: f.usize_or("in_channels", 3)?,

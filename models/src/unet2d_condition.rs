@@ -109,14 +109,8 @@ impl Config {
 
     /// Reads `config.json` (a file, or a diffusers folder containing it).
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
-        let path = path.as_ref();
-        let file = if path.is_dir() {
-            path.join("config.json")
-        } else {
-            path.to_path_buf()
-        };
-        let text = std::fs::read_to_string(&file).map_err(|e| ModelError::io(&file, e))?;
-        Self::from_json(&text, &file.display().to_string())
+        let (text, what) = crate::diffusers_config::read(path.as_ref())?;
+        Self::from_json(&text, &what)
     }
 
     /// Parses a `config.json`, field by field; `what` names it in errors. Fields that
@@ -127,7 +121,7 @@ impl Config {
     /// validated ([`graph`] accepts every config this returns).
     pub fn from_json(text: &str, what: &str) -> Result<Self, ModelError> {
         let mut f = Fields::parse(text, what)?;
-        let sample_size = sample_size(&mut f)?;
+        let sample_size = f.square_side("sample_size")?;
         let block_out_channels = f.usizes("block_out_channels")?;
         let levels = block_out_channels.len();
         let layers_per_block = f.usize_or("layers_per_block", 2)?;
@@ -390,22 +384,6 @@ impl Config {
             }
         }
         Ok(())
-    }
-}
-
-/// `sample_size`: a side, or `[h, w]` with `h = w`.
-fn sample_size(f: &mut Fields) -> Result<usize, ModelError> {
-    match f.opt_usize_per_level("sample_size")? {
-        None => Err(ModelError::Config(
-            "config field `sample_size`: is required".into(),
-        )),
-        Some(crate::diffusers_config::PerLevel::All(s)) => Ok(s),
-        Some(crate::diffusers_config::PerLevel::Each(v)) => match v[..] {
-            [h, w] if h == w => Ok(h),
-            _ => Err(ModelError::Config(format!(
-                "config field `sample_size`: {v:?} (a side, or [h, w] with h = w: non-square latents are not supported)"
-            ))),
-        },
     }
 }
 
