@@ -40,6 +40,12 @@ pub enum ModelError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The job was stopped by party 0's decision after a step (e.g. its client left).
+    #[error("cancelled after {after_steps} steps")]
+    Cancelled {
+        /// Steps finished before the stop.
+        after_steps: usize,
+    },
     /// An error from the protocol kernel: a link failure, a graph or protocol error,
     /// named by the layer it happened in.
     #[error("{0}")]

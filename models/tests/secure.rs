@@ -501,7 +501,7 @@ fn secure_ddpm_matches_plaintext_ddpm_on_a_short_schedule() {
             &l,
             &SecureGuidance::None,
             8,
-            &mut |_| {},
+            &mut |_| cipherdm_models::secure::StepFlow::Continue,
         )
         .unwrap();
         pr::open(p, &x)
@@ -514,6 +514,50 @@ fn secure_ddpm_matches_plaintext_ddpm_on_a_short_schedule() {
     .unwrap();
     let db = psnr(&got, &plain);
     assert!(db >= 35.0, "PSNR {db:.1} dB");
+}
+
+/// Party 0's stop after a step reaches the other two: all three end with `Cancelled`
+/// after the same step, whatever the others answer.
+#[test]
+fn party_0s_stop_after_a_step_cancels_all_three_together() {
+    use cipherdm_models::ModelError;
+    use cipherdm_models::schedule::Schedule;
+    use cipherdm_models::secure::{SecureGuidance, StepFlow, secure_ddpm};
+    let (model, weights) = shipped::model("tiny").unwrap();
+    let schedule = Schedule::linear(6, 1e-2, 0.3);
+    let fixed = FixedPoint::default();
+    let mut rng = ChaCha12Rng::seed_from_u64(3);
+    let [s0, s1, s2] = owner_weight_shares(&model, &weights, fixed, &mut rng).unwrap();
+    let [l0, l1, l2] = user_label_shares(&model, &[1], fixed, &mut rng).unwrap();
+    let out = run3_with(&mem(), [(s0, l0), (s1, l1), (s2, l2)], |p, (ws, l)| {
+        let me = p.id();
+        let mut b = SecureBackend::new(p, &model.graph, ws, Profile::Accurate).unwrap();
+        let mut steps = 0;
+        let r = secure_ddpm(
+            &mut b,
+            &model,
+            &schedule,
+            &l,
+            &SecureGuidance::None,
+            8,
+            &mut |r| {
+                steps = r.done;
+                // Only party 0's answer counts: the others ask to stop at once.
+                StepFlow::Agree {
+                    stop: if me == PartyId::P0 { r.done == 2 } else { true },
+                }
+            },
+        );
+        Ok((r.map(|_| ()), steps))
+    });
+    for r in out {
+        let (result, steps) = r.unwrap();
+        assert!(
+            matches!(result, Err(ModelError::Cancelled { after_steps: 2 })),
+            "{result:?}"
+        );
+        assert_eq!(steps, 2);
+    }
 }
 
 #[test]

@@ -25,7 +25,11 @@ pub const NOISE_PARAMS: &str = "Noise_IK_25519_AESGCM_SHA256";
 /// Version of the link protocol (the preamble, framing and records).
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Largest handshake message accepted.
-const HANDSHAKE_MAX: usize = 1024;
+pub(crate) const HANDSHAKE_MAX: usize = 1024;
+/// What a responder that cannot take a connection now sends in place of its handshake
+/// message: a zero length (a real handshake message is never empty). The initiator
+/// reads [`LinkError::Busy`] and retries until its connect deadline.
+pub const BUSY_REPLY: [u8; 2] = [0, 0];
 
 /// Whether links are encrypted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -66,6 +70,17 @@ impl Default for LinkConfig {
             connect_deadline: Duration::from_secs(30),
             max_frame: 1 << 20,
         }
+    }
+}
+
+/// Closes a [`Channel`]'s socket from another thread ([`Channel::closer`]).
+#[derive(Debug)]
+pub struct Closer(TcpStream);
+
+impl Closer {
+    /// Shuts the socket down in both directions.
+    pub fn close(&self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -200,6 +215,18 @@ impl Channel {
         peer: &PublicKey,
         cfg: &LinkConfig,
     ) -> Result<Channel, LinkError> {
+        Self::connect_unless(addr, me, peer, cfg, &|| false)
+    }
+
+    /// [`Channel::connect`] that also retries a [`LinkError::Busy`] responder, and gives
+    /// up with [`LinkError::Stopped`] within about a second once `stop` says so.
+    pub fn connect_unless(
+        addr: &str,
+        me: &KeyPair,
+        peer: &PublicKey,
+        cfg: &LinkConfig,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Channel, LinkError> {
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
             .map_err(|e| LinkError::io(format!("resolving {addr}"), e))?
@@ -209,26 +236,53 @@ impl Channel {
             .ok_or_else(|| LinkError::Refused(format!("{addr} resolves to no address")))?;
         let deadline = Instant::now() + cfg.connect_deadline;
         let mut backoff = Duration::from_millis(20);
-        let mut stream = loop {
+        loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let attempt = left.min(cfg.timeout).max(Duration::from_millis(10));
-            match TcpStream::connect_timeout(&target, attempt) {
-                Ok(s) => break s,
-                Err(_) if Instant::now() + backoff < deadline => {
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-                Err(e) => {
-                    return Err(LinkError::io(
+            // Short attempts, so that `stop` is looked at at least every second.
+            let attempt = left
+                .min(cfg.timeout)
+                .min(Duration::from_secs(1))
+                .max(Duration::from_millis(10));
+            let outcome = TcpStream::connect_timeout(&target, attempt)
+                .map_err(|e| {
+                    LinkError::io(
                         format!(
                             "connecting to {addr} (gave up after {:?})",
                             cfg.connect_deadline
                         ),
                         e,
-                    ));
+                    )
+                })
+                .and_then(|stream| Self::initiate(stream, target, addr, me, peer, cfg));
+            match outcome {
+                Ok(ch) => return Ok(ch),
+                Err(e @ (LinkError::Io { .. } | LinkError::Busy(_))) => {
+                    if stop() {
+                        return Err(LinkError::Stopped);
+                    }
+                    if Instant::now() + backoff >= deadline {
+                        return Err(e);
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                    if stop() {
+                        return Err(LinkError::Stopped);
+                    }
                 }
+                Err(e) => return Err(e),
             }
-        };
+        }
+    }
+
+    /// The initiator's side on a connected stream: preamble, handshake, channel.
+    fn initiate(
+        mut stream: TcpStream,
+        target: SocketAddr,
+        addr: &str,
+        me: &KeyPair,
+        peer: &PublicKey,
+        cfg: &LinkConfig,
+    ) -> Result<Channel, LinkError> {
         configure(&stream, cfg.timeout, addr)?;
         let t = cfg.timeout;
         stream
@@ -251,6 +305,9 @@ impl Channel {
                     )),
                     other => other,
                 })?;
+                if reply.is_empty() {
+                    return Err(LinkError::Busy(addr.into()));
+                }
                 let mut p = [0u8; HANDSHAKE_MAX];
                 hs.read_message(&reply, &mut p).map_err(|_| {
                     LinkError::Handshake(format!("{addr} did not prove the pinned key {peer}"))
@@ -260,6 +317,9 @@ impl Channel {
             Mode::Plaintext => {
                 write_hs(&mut stream, &me.public.0, t)?;
                 let reply = read_hs(&mut stream, t)?;
+                if reply.is_empty() {
+                    return Err(LinkError::Busy(addr.into()));
+                }
                 if reply != peer.0 {
                     return Err(LinkError::Handshake(format!(
                         "{addr} claims another key than the pinned {peer}"
@@ -298,10 +358,26 @@ impl Channel {
             LinkError::Refused(why) => LinkError::Refused(format!("{peer_addr} {why}")),
             other => other,
         })?;
+        let first = read_hs(&mut stream, t)?;
+        Self::respond(stream, peer_addr, &first, me, allowed, cfg)
+    }
+
+    /// The responder's side once the preamble was checked and the initiator's first
+    /// handshake message read (by [`Channel::accept`] or an [`crate::opening::Opening`]):
+    /// checks the key against `allowed`, answers, and returns the channel.
+    pub(crate) fn respond(
+        mut stream: TcpStream,
+        peer_addr: SocketAddr,
+        first: &[u8],
+        me: &KeyPair,
+        allowed: &dyn Fn(&PublicKey) -> bool,
+        cfg: &LinkConfig,
+    ) -> Result<Channel, LinkError> {
+        configure(&stream, cfg.timeout, &peer_addr.to_string())?;
+        let t = cfg.timeout;
         let (cipher, key) = match cfg.mode {
             Mode::Encrypted => {
-                let first = read_hs(&mut stream, t)?;
-                let (mut hs, key) = respond_noise(me, &first).map_err(|e| match e {
+                let (mut hs, key) = respond_noise(me, first).map_err(|e| match e {
                     LinkError::Handshake(why) => {
                         LinkError::Handshake(format!("{peer_addr}: {why}"))
                     }
@@ -320,8 +396,7 @@ impl Channel {
                 (Cipher::from_handshake(hs)?, key)
             }
             Mode::Plaintext => {
-                let claim = read_hs(&mut stream, t)?;
-                let key = PublicKey(claim.as_slice().try_into().map_err(|_| {
+                let key = PublicKey(first.try_into().map_err(|_| {
                     LinkError::Handshake(format!("{peer_addr} sent a malformed identity"))
                 })?);
                 if !allowed(&key) {
@@ -396,6 +471,36 @@ impl Channel {
                 return Err(LinkError::Closed("waiting for a message".into()));
             }
         }
+    }
+
+    /// A handle that can close this channel's socket from another thread (a deadline
+    /// watchdog, a shutdown): every blocked or later read and write on it then fails.
+    pub fn closer(&self) -> Result<Closer, LinkError> {
+        self.stream
+            .try_clone()
+            .map(Closer)
+            .map_err(|e| LinkError::io("duplicating the socket", e))
+    }
+
+    /// Whether the other side has closed its end (nothing left to read and end of
+    /// stream, or a reset). Never blocks; bytes waiting to be read mean it is still there.
+    pub fn peer_gone(&self) -> bool {
+        if self.state.has_input() {
+            return false;
+        }
+        if self.stream.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut b = [0u8; 1];
+        let gone = match self.stream.peek(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ),
+        };
+        gone || self.stream.set_nonblocking(false).is_err()
     }
 
     /// Bytes written and read on the wire so far.

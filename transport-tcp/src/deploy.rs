@@ -6,6 +6,7 @@
 //! model = "mnist"                    # `tiny` or `mnist`: the graph every party runs
 //! timeout_ms = 30000                 # longest wait for progress on any link
 //! connect_deadline_ms = 60000        # how long parties retry reaching each other
+//! handshake_deadline_ms = 10000      # time a connection has for its whole handshake
 //! max_frame = 1048576                # largest frame on a link (bytes)
 //! max_batch = 16                     # most images per job
 //!
@@ -67,6 +68,7 @@ struct RawConfig {
     model: String,
     timeout_ms: Option<u64>,
     connect_deadline_ms: Option<u64>,
+    handshake_deadline_ms: Option<u64>,
     max_frame: Option<u32>,
     max_batch: Option<usize>,
     plaintext: Option<bool>,
@@ -138,6 +140,9 @@ pub struct DeployConfig {
     pub model: String,
     /// Link timing, size and mode.
     pub link: LinkConfig,
+    /// Time an accepted connection has for its whole handshake (Noise, hello and, for
+    /// a client, its job request), counted from the accept.
+    pub handshake_deadline: Duration,
     /// Most images per job.
     pub max_batch: usize,
     /// Reproducible PRSS keys (tests only; logged as a warning).
@@ -216,6 +221,7 @@ impl DeployConfig {
         };
         let timeout = ms("timeout_ms", raw.timeout_ms, 30_000)?;
         let connect_deadline = ms("connect_deadline_ms", raw.connect_deadline_ms, 60_000)?;
+        let handshake_deadline = ms("handshake_deadline_ms", raw.handshake_deadline_ms, 10_000)?;
         let max_frame = raw.max_frame.unwrap_or(1 << 20);
         if !(1024..=(64 << 20)).contains(&max_frame) {
             return Err(err("max_frame", "must be 1 KiB to 64 MiB".into()));
@@ -339,6 +345,7 @@ impl DeployConfig {
                 connect_deadline,
                 max_frame,
             },
+            handshake_deadline,
             max_batch,
             insecure_seed: raw.insecure_seed,
             parties,

@@ -53,6 +53,13 @@ pub enum LinkError {
     /// The peer closed the connection.
     #[error("the peer closed the connection while {0}")]
     Closed(String),
+    /// The responder is at its limit of connections being set up and asked us to come
+    /// back later (its address).
+    #[error("{0} is busy: it has as many connections being set up as it takes; try again")]
+    Busy(String),
+    /// Given up because this side is stopping.
+    #[error("stopped: this side is shutting down")]
+    Stopped,
     /// A message could not be decoded.
     #[error("malformed message: {0}")]
     Malformed(String),

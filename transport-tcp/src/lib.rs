@@ -6,6 +6,9 @@
 //!   receive buffers, independent of how the socket is driven;
 //! - [`channel`]: connect with retry and back-off, the Noise `IK` handshake with pinned
 //!   keys (or the benchmark-only plaintext mode), blocking control messages;
+//! - [`opening`]: the responder's first phase on non-blocking sockets, with a deadline
+//!   per connection and limits per address and in total (slow connections are pushed out
+//!   with a busy reply);
 //! - [`hello`]: the session handshake (version, session id, roles, ring, fixed point,
 //!   model) whose mismatches name both values;
 //! - [`transport`]: [`TcpTransport`], the kernel's `Transport` on a mio event loop;
@@ -23,6 +26,7 @@ pub mod hex;
 pub mod keys;
 pub mod link;
 pub mod loopback;
+pub mod opening;
 pub mod transport;
 
 pub use channel::{Channel, LinkConfig, Mode};

@@ -261,6 +261,29 @@ impl TcpTransport {
     }
 }
 
+impl TcpTransport {
+    /// An idle party's look at its links: waits up to `limit` for input on any of them.
+    /// Returns the first peer with input waiting (or `None`), and fails with
+    /// [`TransportError::Closed`] as soon as any link is closed — so a peer that stopped
+    /// or restarted is noticed between jobs, not at the next job.
+    pub fn idle(&mut self, limit: Duration) -> Result<Option<PartyId>, TransportError> {
+        let until = Instant::now() + limit;
+        loop {
+            self.drive(ANY)?;
+            if let Some(p) = self.peers.iter().find(|p| p.closed) {
+                return Err(TransportError::Closed { peer: p.id });
+            }
+            if let Some(p) = self.peers.iter().find(|p| p.state.has_input()) {
+                return Ok(Some(p.id));
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            self.wait(until)?;
+        }
+    }
+}
+
 impl Transport for TcpTransport {
     fn send(&mut self, to: PartyId, msg: &[u8]) -> Result<(), TransportError> {
         let i = self.index(to)?;

@@ -260,3 +260,53 @@ fn a_silent_peer_times_out_and_a_vanished_peer_is_closed() {
     assert!(waited < Duration::from_secs(3), "{waited:?}");
     assert_eq!(second, Err(TransportError::Closed { peer: PartyId::P1 }));
 }
+
+#[test]
+fn an_idle_party_sees_input_and_a_closed_link_at_once_and_a_left_client_is_gone() {
+    let (l, addr, server, client, cfg) = pair(Mode::Encrypted);
+    let cpub = client.public;
+    let spub = server.public;
+    let srv = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let ch = Channel::accept(s, &server, &|k| *k == cpub, &cfg).unwrap();
+        let mut t = TcpTransport::new(PartyId::P0, vec![(PartyId::P1, ch)], cfg.timeout).unwrap();
+        let quiet = t.idle(Duration::from_millis(50));
+        let input = t.idle(Duration::from_secs(5));
+        let mut b = [0u8; 3];
+        t.recv(PartyId::P1, &mut b).unwrap();
+        let t0 = Instant::now();
+        let closed = t.idle(Duration::from_secs(10));
+        (quiet, input, b, closed, t0.elapsed())
+    });
+    let ch = Channel::connect(&addr, &client, &spub, &cfg).unwrap();
+    let mut t = TcpTransport::new(PartyId::P1, vec![(PartyId::P0, ch)], cfg.timeout).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    t.send(PartyId::P0, &[1, 2, 3]).unwrap();
+    t.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(t);
+    let (quiet, input, b, closed, waited) = srv.join().unwrap();
+    assert_eq!(quiet, Ok(None));
+    assert_eq!(input, Ok(Some(PartyId::P1)));
+    assert_eq!(b, [1, 2, 3]);
+    assert_eq!(closed, Err(TransportError::Closed { peer: PartyId::P1 }));
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+
+    // A control channel whose other side left reads as gone; a live one does not.
+    let (l, addr, server, client, cfg) = pair(Mode::Encrypted);
+    let cpub = client.public;
+    let spub = server.public;
+    let srv = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        Channel::accept(s, &server, &|k| *k == cpub, &cfg).unwrap()
+    });
+    let ch = Channel::connect(&addr, &client, &spub, &cfg).unwrap();
+    let at_server = srv.join().unwrap();
+    assert!(!at_server.peer_gone());
+    drop(ch);
+    let until = Instant::now() + Duration::from_secs(2);
+    while !at_server.peer_gone() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(at_server.peer_gone());
+}

@@ -16,7 +16,7 @@ pub mod session;
 pub mod share_file;
 
 pub use forward::forward;
-pub use sampler::{SecureGuidance, StepReport, secure_ddim, secure_ddpm};
+pub use sampler::{SecureGuidance, StepFlow, StepReport, secure_ddim, secure_ddpm};
 pub use session::{
     GuidanceRequest, PartyWeights, SampleOutcome, SampleRequest, Sampler, ServerJob, ServerOutput,
     sample_in_process, serve_sample, user_rng,

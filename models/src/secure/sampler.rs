@@ -67,8 +67,53 @@ pub struct StepReport {
     pub cost: Cost,
 }
 
+/// What a step callback tells the sampler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepFlow {
+    /// Go on; the parties exchange nothing (in-process runs, benchmarks).
+    Continue,
+    /// Party 0 decides for all three: it sends `stop` to the others (one byte each, no
+    /// cost-ledger entry) and all three stop together with [`ModelError::Cancelled`]
+    /// when it is set. The other parties' `stop` is ignored. In one job every party's
+    /// callback must answer `Agree` after every step, or the links desynchronise.
+    Agree {
+        /// Party 0's decision.
+        stop: bool,
+    },
+}
+
 /// Per-step callback.
-pub type OnStep<'a> = &'a mut dyn FnMut(&StepReport);
+pub type OnStep<'a> = &'a mut dyn FnMut(&StepReport) -> StepFlow;
+
+/// Carries out a callback's [`StepFlow`] after step `done`.
+fn after_step<T: Transport>(
+    p: &mut cipherdm_kernel::Party<T>,
+    flow: StepFlow,
+    done: usize,
+) -> Result<(), ModelError> {
+    let StepFlow::Agree { stop } = flow else {
+        return Ok(());
+    };
+    let me = p.id();
+    let t = p.transport_mut();
+    let stop = if me == cipherdm_kernel::PartyId::P0 {
+        for to in [cipherdm_kernel::PartyId::P1, cipherdm_kernel::PartyId::P2] {
+            t.send(to, &[stop as u8])
+                .map_err(cipherdm_kernel::Error::from)?;
+        }
+        t.flush().map_err(cipherdm_kernel::Error::from)?;
+        stop
+    } else {
+        let mut b = [0u8; 1];
+        t.recv(cipherdm_kernel::PartyId::P0, &mut b)
+            .map_err(cipherdm_kernel::Error::from)?;
+        b[0] != 0
+    };
+    if stop {
+        return Err(ModelError::Cancelled { after_steps: done });
+    }
+    Ok(())
+}
 
 /// The guided noise prediction as public-weighted secret terms `ε' = Σ c_i·ε_i`, kept
 /// unevaluated so that each scheduler update folds it into its own single truncation.
@@ -178,13 +223,14 @@ where
             let add = public_share(p, &scaled, x.shape().dims())?;
             x = x.add(&add)?;
         }
-        on_step(&StepReport {
+        let flow = on_step(&StepReport {
             done: i + 1,
             steps: steps.len(),
             t,
             elapsed: start.elapsed(),
             cost: p.costs().total().since(&cost0),
         });
+        after_step(p, flow, i + 1)?;
     }
     Ok(x)
 }
@@ -222,13 +268,14 @@ where
             let add = public_share(p, &scaled, x.shape().dims())?;
             x = x.add(&add)?;
         }
-        on_step(&StepReport {
+        let flow = on_step(&StepReport {
             done: i + 1,
             steps: total,
             t,
             elapsed: start.elapsed(),
             cost: p.costs().total().since(&cost0),
         });
+        after_step(p, flow, i + 1)?;
     }
     Ok(x)
 }

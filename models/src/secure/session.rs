@@ -23,7 +23,7 @@ use cipherdm_transport_mem::{MemConfig, run3_with};
 use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
 
-use super::sampler::{SecureGuidance, StepReport, secure_ddim, secure_ddpm};
+use super::sampler::{SecureGuidance, StepFlow, StepReport, secure_ddim, secure_ddpm};
 use super::share_file::ShareFileSource;
 use crate::error::ModelError;
 use crate::guidance::{ScoreGuidance, owner_tensors};
@@ -133,7 +133,7 @@ pub fn serve_sample<T: cipherdm_kernel::Transport>(
     model_id: &str,
     labels: &ArithShare<u64>,
     guidance: &SecureGuidance,
-    on_step: &dyn Fn(&StepReport),
+    on_step: &dyn Fn(&StepReport) -> StepFlow,
 ) -> Result<ServerOutput, ModelError> {
     let fixed = p.fixed();
     let before = *p.costs().total();
@@ -326,6 +326,7 @@ pub fn sample_in_process(
             if me == PartyId::P0 {
                 on_step(r)
             }
+            StepFlow::Continue
         };
         Ok(party_sample(p, job, w, &label, &guidance, fixed, &report))
     });
@@ -389,7 +390,7 @@ fn party_sample<T: cipherdm_kernel::Transport>(
     labels: &ArithShare<u64>,
     guidance: &SecureGuidance,
     fixed: FixedPoint,
-    on_step: &dyn Fn(&StepReport),
+    on_step: &dyn Fn(&StepReport) -> StepFlow,
 ) -> Result<PartyOutput, ModelError> {
     let model = &request.model;
     let schedule = Schedule::cipherdm();
@@ -439,7 +440,7 @@ fn run_sampler<T: cipherdm_kernel::Transport, W>(
     schedule: &Schedule,
     labels: &ArithShare<u64>,
     guidance: &SecureGuidance,
-    report: &mut dyn FnMut(&StepReport),
+    report: &mut dyn FnMut(&StepReport) -> StepFlow,
 ) -> Result<ArithShare<u64>, ModelError>
 where
     W: cipherdm_kernel::exec::WeightSource<u64>,
