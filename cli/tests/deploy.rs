@@ -3,14 +3,13 @@
 //! party failing the job cleanly, config errors naming their field.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use cipherdm_cli::deploy::{JobSpec, Progress, RemoteOutcome, sample_remote};
+use cipherdm_cli::deploy::{Progress, sample_remote};
 use cipherdm_kernel::FixedPoint;
 use cipherdm_kernel::approx::Profile;
 use cipherdm_models::guidance::ScoreGuidance;
@@ -23,158 +22,11 @@ use cipherdm_models::secure::{
 };
 use cipherdm_models::shipped;
 use cipherdm_transport_mem::MemConfig;
-use cipherdm_transport_tcp::DeployConfig;
 use cipherdm_transport_tcp::hello::{self, Hello, Role};
 use cipherdm_transport_tcp::{Channel, KeyPair, LinkConfig};
 
-/// The deployments use fixed resources (CPU above all): one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-const BIN: &str = env!("CARGO_BIN_EXE_cipherdm");
-const SEED: u64 = 11;
-
-struct Deployment {
-    dir: PathBuf,
-    config: PathBuf,
-    parties: [Option<Child>; 3],
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        for c in self.parties.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn keygen(path: &Path) -> String {
-    let out = Command::new(BIN)
-        .args(["keygen", "--out"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-impl Deployment {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("cdm-deploy-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("keys")).unwrap();
-        let (model, weights) = shipped::model("tiny").unwrap();
-        write_share_files(
-            &model.graph,
-            &weights,
-            "tiny",
-            FixedPoint::default(),
-            &dir.join("shares"),
-            "tiny",
-            Some([3; 32]),
-        )
-        .unwrap();
-        let mut toml = format!(
-            "session = \"test-{tag}\"\nmodel = \"tiny\"\ntimeout_ms = 4000\nconnect_deadline_ms = 30000\ninsecure_seed = {SEED}\n"
-        );
-        for i in 0..3 {
-            let public = keygen(&dir.join(format!("keys/p{i}")));
-            toml += &format!(
-                "\n[[party]]\nid = {i}\naddress = \"127.0.0.1:{}\"\npublic_key = \"{public}\"\nsecret_key = \"keys/p{i}.key\"\nshares = \"shares/tiny.p{i}.shares\"\nguidance = \"guidance\"\n",
-                free_port()
-            );
-        }
-        let public = keygen(&dir.join("keys/alice"));
-        toml += &format!(
-            "\n[[client]]\nname = \"alice\"\npublic_key = \"{public}\"\nsecret_key = \"keys/alice.key\"\n"
-        );
-        let config = dir.join("deploy.toml");
-        std::fs::write(&config, toml).unwrap();
-        let mut d = Deployment {
-            dir,
-            config,
-            parties: [None, None, None],
-        };
-        for i in 0..3 {
-            d.start(i);
-        }
-        d
-    }
-
-    fn start(&mut self, i: usize) {
-        // Each party's log goes to `party<i>.log` in the deployment folder (appended over
-        // restarts), for tests that read what an operator would.
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("party{i}.log")))
-            .unwrap();
-        let child = Command::new(BIN)
-            .args([
-                "party",
-                "--allow-insecure-seed",
-                "--id",
-                &i.to_string(),
-                "--config",
-            ])
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.parties[i] = Some(child);
-    }
-
-    fn alive(&mut self, i: usize) -> bool {
-        matches!(
-            self.parties[i].as_mut().map(|c| c.try_wait()),
-            Some(Ok(None))
-        )
-    }
-
-    fn cfg(&self) -> DeployConfig {
-        DeployConfig::load(&self.config).unwrap()
-    }
-}
-
-fn spec(steps: usize, seed: u64) -> JobSpec {
-    JobSpec {
-        job: [0; 16],
-        profile: "accurate".into(),
-        ddim_steps: Some(steps),
-        cfg: None,
-        guidance: None,
-        seed,
-        batch: 0,
-    }
-}
-
-/// A one-step job drawing a 1: proof that the deployment serves.
-fn one_step_job(cfg: &DeployConfig, seed: u64) -> RemoteOutcome {
-    sample_remote(
-        cfg,
-        cfg.client(None).unwrap(),
-        spec(1, seed),
-        &[1],
-        None,
-        Duration::from_secs(120),
-        &|_| {},
-    )
-    .unwrap()
-}
+mod common;
+use common::*;
 
 #[test]
 fn three_processes_give_the_in_process_image_bit_for_bit_and_refuse_strangers() {
