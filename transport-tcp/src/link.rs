@@ -121,12 +121,26 @@ impl ByteQueue {
         }
     }
 
-    /// At least `want` writable bytes after the data (the buffer is sized on first use
-    /// to `capacity`, which must cover the data plus `want`).
+    /// The most bytes worth reading next: what fits after the buffer's next growth
+    /// (so a link that only ever carries small messages keeps a small buffer).
+    fn read_hint(&self) -> usize {
+        self.buf.len().max(Self::FIRST)
+    }
+
+    /// Size of a buffer's first allocation.
+    const FIRST: usize = 64 << 10;
+
+    /// At least `want` writable bytes after the data. The buffer grows (doubling, from
+    /// 64 KiB) up to `capacity`, which must cover the data plus `want`: a control channel
+    /// never holds the data plane's full receive buffer.
     fn space(&mut self, want: usize, capacity: usize) -> &mut [u8] {
-        if self.buf.len() < capacity {
-            // Zeroed allocation: pages are touched only when bytes arrive.
-            let mut grown = vec![0u8; capacity];
+        let len = self.end - self.start;
+        if self.buf.len() < len + want {
+            let size = (len + want)
+                .max(self.buf.len() * 2)
+                .max(Self::FIRST)
+                .min(capacity);
+            let mut grown = vec![0u8; size];
             grown[..self.end - self.start].copy_from_slice(&self.buf[self.start..self.end]);
             self.end -= self.start;
             self.start = 0;
@@ -294,11 +308,12 @@ impl LinkState {
         &mut self,
         read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
     ) -> Result<Result<usize, E>, LinkError> {
-        let room = self.rx_room();
+        let used = self.wire.len() + self.plain.len();
         let target = match self.cipher {
             Cipher::Plain => &mut self.plain,
             Cipher::Aead(_) => &mut self.wire,
         };
+        let room = Self::RX_CAP.saturating_sub(used).min(target.read_hint());
         let space = target.space(room, Self::RX_BUF);
         let n = match read(&mut space[..room]) {
             Ok(n) => n,
