@@ -123,7 +123,11 @@ impl Opening {
     /// that the close is an orderly one the initiator can read the reply before.
     pub fn refuse_busy(mut self) {
         let mut sink = [0u8; 256];
-        while matches!(self.stream.read(&mut sink), Ok(n) if n > 0) {}
+        for _ in 0..16 {
+            if !matches!(self.stream.read(&mut sink), Ok(n) if n > 0) {
+                break;
+            }
+        }
         let _ = self.stream.write(&BUSY_REPLY);
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
@@ -361,6 +365,33 @@ mod tests {
             "{dropped:?}"
         );
         assert!(start.elapsed() < Duration::from_secs(2));
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn an_oversized_first_message_and_an_early_close_are_refused() {
+        let (l, addr) = pair();
+        let mut set = Openings::new(OpeningLimits::default(), LinkConfig::default());
+        let mut big = TcpStream::connect(addr).unwrap();
+        big.write_all(&[b'C', b'D', b'M', 1, b'N', 0, 0, 0, 0xff, 0xff])
+            .unwrap();
+        let gone = TcpStream::connect(addr).unwrap();
+        let p = poll_until(&mut set, &l, |p| !p.dropped.is_empty());
+        drop(gone);
+        let mut dropped = p.dropped;
+        dropped.extend(poll_until(&mut set, &l, |p| !p.dropped.is_empty()).dropped);
+        assert!(
+            dropped
+                .iter()
+                .any(|(_, e)| matches!(e, LinkError::Handshake(m) if m.contains("65535 bytes"))),
+            "{dropped:?}"
+        );
+        assert!(
+            dropped
+                .iter()
+                .any(|(_, e)| matches!(e, LinkError::Closed(_))),
+            "{dropped:?}"
+        );
         assert!(set.is_empty());
     }
 
