@@ -60,6 +60,8 @@ const OPENINGS: OpeningLimits = OpeningLimits {
     per_address: 32,
     deadline: Duration::from_secs(10),
 };
+/// Stack of a thread admitting one connection.
+const ADMIT_STACK: usize = 256 << 10;
 /// After SIGTERM, how long a running step or handshake may take before the process ends.
 pub const STOP_GRACE: Duration = Duration::from_millis(800);
 /// Most jobs a non-leader keeps waiting for party 0's announcement.
@@ -232,6 +234,9 @@ pub fn run_party(
             Ok(()) => break,
             Err(e) => warn!("relinking to the peers: {e}"),
         }
+        // The old links' buffers are free now: give their pages back, or every relink
+        // would leave the process bigger.
+        cipherdm_models::host::release_free_memory();
     }
     info!("shutting down");
     let _ = acceptor.join();
@@ -337,17 +342,24 @@ fn accept_loop(
                 Arc::clone(&queued),
                 Arc::clone(&admitting),
             );
-            std::thread::spawn(move || {
-                let handed = || {
-                    state
-                        .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-                        .is_ok()
-                };
-                if let Err(e) = admit(&server, ch, &peers, &jobs, &queued, &handed) {
-                    warn!(%addr, "connection not admitted: {e}");
-                }
-                admitting.fetch_sub(1, Ordering::SeqCst);
-            });
+            // A small stack: an admitting thread only runs the hello and reads one
+            // request, and exited threads' stacks are cached by the C library.
+            let spawned = std::thread::Builder::new()
+                .stack_size(ADMIT_STACK)
+                .spawn(move || {
+                    let handed = || {
+                        state
+                            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                            .is_ok()
+                    };
+                    if let Err(e) = admit(&server, ch, &peers, &jobs, &queued, &handed) {
+                        warn!(%addr, "connection not admitted: {e}");
+                    }
+                    admitting.fetch_sub(1, Ordering::SeqCst);
+                });
+            if let Err(e) = spawned {
+                warn!(%addr, "could not start a thread to admit the connection: {e}");
+            }
         }
         // Close what is over its deadline; forget what was handed on.
         if let Ok(mut d) = deadlines.lock() {
@@ -732,7 +744,11 @@ impl Server {
             info!(job = %id, batch = job.request.spec.batch, "job started");
             let start = Instant::now();
             let wire_before: u64 = transport.wire_stats().iter().map(|(_, w)| w.sent).sum();
-            match self.run_job(transport, &mut job, &guidance) {
+            let outcome = self.run_job(transport, &mut job, &guidance);
+            // Between jobs the party holds only its links and queue: give the pages of
+            // the job's freed buffers back (the allocator keeps them while a job runs).
+            cipherdm_models::host::release_free_memory();
+            match outcome {
                 Ok((t, out)) => {
                     transport = t;
                     let secs = start.elapsed().as_secs_f64();
