@@ -18,7 +18,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::channel::{BUSY_REPLY, Channel, HANDSHAKE_MAX, LinkConfig, check_preamble};
+use crate::channel::{BUSY_REPLY, Channel, HANDSHAKE_MAX, LinkConfig, Mode, check_preamble};
 use crate::error::LinkError;
 use crate::keys::{KeyPair, PublicKey};
 
@@ -41,6 +41,27 @@ impl Default for OpeningLimits {
             deadline: Duration::from_secs(10),
         }
     }
+}
+
+/// How many more bytes an opening that has received `buf` needs before its preamble and
+/// first handshake message are whole (0: they are; the message is `buf[10..]`). The
+/// preamble is checked as soon as its 8 bytes are in, the message length (a `u16` after
+/// it) against the handshake limit, so that nothing beyond 10 + 1,024 bytes is ever
+/// asked for.
+pub fn wanted(buf: &[u8], mode: Mode) -> Result<usize, LinkError> {
+    if let Some(pre) = buf.first_chunk::<8>() {
+        check_preamble(pre, mode)?;
+    }
+    if buf.len() < 10 {
+        return Ok(10 - buf.len());
+    }
+    let len = u16::from_be_bytes([buf[8], buf[9]]) as usize;
+    if len > HANDSHAKE_MAX {
+        return Err(LinkError::Handshake(format!(
+            "a handshake message of {len} bytes (at most {HANDSHAKE_MAX})"
+        )));
+    }
+    Ok((10 + len).saturating_sub(buf.len()))
 }
 
 /// An accepted connection whose preamble and first handshake message have arrived.
@@ -73,20 +94,13 @@ impl Opening {
     /// Reads what has arrived without blocking. `Ok(true)`: preamble and first message
     /// are whole. A wrong preamble, an oversized message or a closed socket is an error.
     fn read_more(&mut self, cfg: &LinkConfig) -> Result<bool, LinkError> {
+        let addr = self.addr;
         loop {
-            let want = match self.buf.len() {
-                n if n < 10 => 10 - n,
-                n => {
-                    let len = u16::from_be_bytes([self.buf[8], self.buf[9]]) as usize;
-                    if len > HANDSHAKE_MAX {
-                        return Err(LinkError::Handshake(format!(
-                            "{}: a handshake message of {len} bytes (at most {HANDSHAKE_MAX})",
-                            self.addr
-                        )));
-                    }
-                    10 + len - n
-                }
-            };
+            let want = wanted(&self.buf, cfg.mode).map_err(|e| match e {
+                LinkError::Refused(why) => LinkError::Refused(format!("{addr} {why}")),
+                LinkError::Handshake(why) => LinkError::Handshake(format!("{addr}: {why}")),
+                other => other,
+            })?;
             if want == 0 {
                 return Ok(true);
             }
@@ -95,26 +109,13 @@ impl Opening {
             match self.stream.read(&mut chunk[..take]) {
                 Ok(0) => {
                     return Err(LinkError::Closed(format!(
-                        "{} opened a connection and closed it before its handshake",
-                        self.addr
+                        "{addr} opened a connection and closed it before its handshake"
                     )));
                 }
-                Ok(n) => {
-                    let before = self.buf.len();
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    if before < 8 && self.buf.len() >= 8 {
-                        let pre: [u8; 8] = self.buf[..8].try_into().expect("8 bytes");
-                        check_preamble(&pre, cfg.mode).map_err(|e| match e {
-                            LinkError::Refused(why) => {
-                                LinkError::Refused(format!("{} {why}", self.addr))
-                            }
-                            other => other,
-                        })?;
-                    }
-                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(LinkError::io(format!("reading from {}", self.addr), e)),
+                Err(e) => return Err(LinkError::io(format!("reading from {addr}"), e)),
             }
         }
     }
@@ -366,6 +367,31 @@ mod tests {
         );
         assert!(start.elapsed() < Duration::from_secs(2));
         assert!(set.is_empty());
+    }
+
+    #[test]
+    fn wanted_counts_down_to_a_whole_first_message_and_checks_as_it_goes() {
+        let mut buf = Vec::new();
+        assert_eq!(wanted(&buf, Mode::Encrypted).unwrap(), 10);
+        buf.extend_from_slice(b"CDM\x01N\0\0\0");
+        assert_eq!(wanted(&buf, Mode::Encrypted).unwrap(), 2);
+        assert!(matches!(
+            wanted(&buf, Mode::Plaintext),
+            Err(LinkError::Refused(_))
+        ));
+        buf.extend_from_slice(&[0, 3, 9, 9]);
+        assert_eq!(wanted(&buf, Mode::Encrypted).unwrap(), 1);
+        buf.push(9);
+        assert_eq!(wanted(&buf, Mode::Encrypted).unwrap(), 0);
+        buf[8..10].copy_from_slice(&1025u16.to_be_bytes());
+        assert!(matches!(
+            wanted(&buf, Mode::Encrypted),
+            Err(LinkError::Handshake(_))
+        ));
+        assert!(matches!(
+            wanted(b"GET / HTTP", Mode::Encrypted),
+            Err(LinkError::Refused(_))
+        ));
     }
 
     #[test]
