@@ -73,6 +73,8 @@ const TICK: Duration = Duration::from_millis(100);
 struct Job {
     request: JobRequest,
     client: Channel,
+    /// Whether it was already put back once because a link failed before it started.
+    retried: bool,
 }
 
 /// Everything a party loads at start.
@@ -443,6 +445,7 @@ fn admit(
                     let _ = jobs.send(Job {
                         request,
                         client: ch,
+                        retried: false,
                     });
                 }
                 Err(e) => {
@@ -608,6 +611,7 @@ impl Server {
         jobs: &Receiver<Job>,
         peer_rx: &Receiver<(PartyId, Channel)>,
         fresh: &mut Vec<(PartyId, Channel)>,
+        pending: &mut Vec<Job>,
         queued: &AtomicUsize,
     ) -> Result<Option<Job>, CliError> {
         loop {
@@ -615,6 +619,10 @@ impl Server {
                 return Ok(None);
             }
             self.check_relink(peer_rx, fresh)?;
+            // A job put back because a link failed before it started goes first.
+            if !pending.is_empty() {
+                return Ok(Some(pending.remove(0)));
+            }
             if let Some(j) = transport.idle(Duration::from_millis(5))? {
                 return Err(CliError::Peer(format!("{j} sent a message between jobs")));
             }
@@ -670,7 +678,8 @@ impl Server {
         loop {
             // 1. Agree on the next job.
             let (job, go) = if self.me == PartyId::P0 {
-                let Some(mut job) = self.next_job(&mut transport, jobs, peer_rx, fresh, queued)?
+                let Some(mut job) =
+                    self.next_job(&mut transport, jobs, peer_rx, fresh, pending, queued)?
                 else {
                     return Ok(());
                 };
@@ -678,6 +687,17 @@ impl Server {
                 let ready = self.prepare(&job);
                 match self.agree_as_leader(&mut transport, &job, ready.is_ok()) {
                     Ok(go) => (Some((job, ready)), go),
+                    Err(e) if !job.retried => {
+                        // A peer relinked just as the job was taken: run it on the new
+                        // links (the others put it back too).
+                        warn!(
+                            "a link failed before the job started ({e}); it waits for the relink"
+                        );
+                        job.retried = true;
+                        queued.fetch_add(1, Ordering::Relaxed);
+                        pending.insert(0, job);
+                        return Err(e);
+                    }
                     Err(e) => {
                         send_reply(
                             &mut job.client,
@@ -710,10 +730,20 @@ impl Server {
                     (j, ready)
                 });
                 let ok = matches!(job, Some((_, Ok(_))));
-                transport.send(PartyId::P0, &[ok as u8])?;
-                transport.flush()?;
                 let mut go = [0u8; 1];
-                transport.recv(PartyId::P0, &mut go)?;
+                let agreed = transport
+                    .send(PartyId::P0, &[ok as u8])
+                    .and_then(|_| transport.flush())
+                    .and_then(|_| transport.recv(PartyId::P0, &mut go));
+                if let Err(e) = agreed {
+                    // Party 0 puts the job back when a link fails before it starts:
+                    // keep it for the announcement after the relink.
+                    if let Some((j, _)) = job {
+                        queued.fetch_add(1, Ordering::Relaxed);
+                        pending.insert(0, j);
+                    }
+                    return Err(e.into());
+                }
                 (job, go[0] == 1)
             };
             let Some((mut job, ready)) = job else {
